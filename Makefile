@@ -1,0 +1,70 @@
+# stockstream — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export STOCKSTREAM_CACHE ?= $(HOME)/.cache/stockstream
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+export STOCKSTREAM_BIN ?= $(TARGET_DIR)/debug
+# The real slice of the dataset used by the tests (and by `make run` when offline).
+export STOCKSTREAM_TEST_DATA ?= $(abspath $(CURDIR)/../shared/data/indexProcessed-HSI-1986-2010.csv)
+export STOCKSTREAM_SHARED_DATA ?= $(STOCKSTREAM_TEST_DATA)
+export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-0.6.0/bin/tansu
+export STOCKSTREAM_PYTHON ?= $(STOCKSTREAM_CACHE)/venv/bin/python
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## Install tansu and the Python test clients once per machine (into ~/.cache/stockstream)
+	@scripts/tools.sh tansu python
+
+.PHONY: build
+build: ## Build every service (debug)
+	cargo build --workspace --bins
+
+.PHONY: run
+run: ## Build, start the local stack, replay DATA (default: the dataset) and wait until it is queryable
+	@if [ -z "$$KAFKA_BOOTSTRAP" ]; then scripts/tools.sh tansu; fi
+	cargo build --workspace --bins
+	@scripts/run.sh
+
+.PHONY: stop
+stop: ## Stop the local stack (services drain first; data stay in var/)
+	@scripts/stack.sh stop
+
+.PHONY: status
+status: ## Show which parts of the local stack run
+	@scripts/stack.sh status
+
+.PHONY: data
+data: ## Download the original indexProcessed.csv into data/ (checks its git blob id)
+	@scripts/data.sh
+
+.PHONY: catalog
+catalog: ## Print the local catalog as JSON
+	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler show
+
+.PHONY: crawl
+crawl: ## Rebuild the local catalog by scanning the lake
+	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler crawl
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt --all
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings denied
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: tools lint ## Install what tests need, then run every test (unit, end-to-end, deploy checks)
+	@test -f "$(STOCKSTREAM_TEST_DATA)" || { echo "test data missing: $(STOCKSTREAM_TEST_DATA) (set STOCKSTREAM_TEST_DATA to indexProcessed-HSI-1986-2010.csv)"; exit 1; }
+	cargo build --workspace --bins
+	cargo test --workspace -- --test-threads=2
+	@scripts/verify-deploy.sh
+
+.PHONY: clean-state
+clean-state: stop ## Stop the stack and delete its state (broker data, lake, offsets, logs)
+	rm -rf var

@@ -1,0 +1,297 @@
+//! Layered, typed configuration.
+//!
+//! Every service loads its configuration the same way: built-in defaults (a TOML document compiled
+//! into the binary) → an optional TOML file (`--config`) → environment variables
+//! `STOCKSTREAM__SECTION__KEY` (for example `STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS`). The merged
+//! document is deserialized into a raw struct that rejects unknown keys, then validated once into
+//! the typed configuration the service runs with.
+//!
+//! The sections shared by all services live here: [`KafkaConfig`], [`LakeConfig`],
+//! [`TelemetryConfig`] and [`HttpConfig`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// Prefix of configuration environment variables; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "STOCKSTREAM";
+
+/// Merges `defaults` (TOML), the optional `file` and the `STOCKSTREAM__…` environment into `R`.
+///
+/// A key that `R` does not know is an error naming the key, never silently ignored.
+pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<R> {
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(Error::config(
+                "--config",
+                format!("file {} does not exist", path.display()),
+            ));
+        }
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    Ok(builder.build()?.try_deserialize()?)
+}
+
+/// Parses a human duration such as `250ms`, `5s` or `1m` for the configuration key `key`.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+    humantime::parse_duration(value)
+        .map_err(|error| Error::config(key, format!("`{value}` is not a duration: {error}")))
+}
+
+/// Kafka connection and topic settings (section `[kafka]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of bootstrap brokers.
+    pub bootstrap_servers: String,
+    /// Prefix of the client ids; each client appends its role (`stockstream-ingest-producer`, …).
+    pub client_id: String,
+    /// Topic names and the layout used when stockstream creates them.
+    pub topics: TopicsConfig,
+    /// librdkafka options passed through unchanged (e.g. `security.protocol`, `sasl.mechanism`
+    /// for Amazon MSK). They are applied last and so override stockstream's own settings.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Topic names and creation settings (section `[kafka.topics]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Quotes produced by ingest and consumed by the sink.
+    pub quotes: String,
+    /// Dead letters: rows and messages that could not be processed, with reason and origin.
+    pub dlq: String,
+    /// One event per file committed to the lake, consumed by the catalog service.
+    pub lake_commits: String,
+    /// Partitions of topics stockstream creates.
+    pub partitions: i32,
+    /// Replication factor of topics stockstream creates (1 on a single local broker, 3 on MSK).
+    pub replication_factor: i32,
+}
+
+impl KafkaConfig {
+    /// Checks the values that librdkafka would only reject later and less clearly.
+    pub fn validate(self) -> Result<Self> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(Error::config(
+                "kafka.bootstrap_servers",
+                "must name at least one host:port",
+            ));
+        }
+        for server in self.bootstrap_servers.split(',') {
+            let server = server.trim();
+            let has_port = server
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !has_port {
+                return Err(Error::config(
+                    "kafka.bootstrap_servers",
+                    format!("`{server}` is not host:port"),
+                ));
+            }
+        }
+        for (key, name) in [
+            ("kafka.topics.quotes", &self.topics.quotes),
+            ("kafka.topics.dlq", &self.topics.dlq),
+            ("kafka.topics.lake_commits", &self.topics.lake_commits),
+        ] {
+            validate_topic_name(key, name)?;
+        }
+        if self.topics.partitions < 1 {
+            return Err(Error::config(
+                "kafka.topics.partitions",
+                "must be at least 1",
+            ));
+        }
+        if self.topics.replication_factor < 1 {
+            return Err(Error::config(
+                "kafka.topics.replication_factor",
+                "must be at least 1",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn validate_topic_name(key: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!(
+                "`{name}` is not a legal Kafka topic name ([a-zA-Z0-9._-], at most 249 characters)"
+            ),
+        ))
+    }
+}
+
+/// Raw lake section (`[lake]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSection {
+    /// `local` (a directory) — `s3` arrives with the S3 backend.
+    pub backend: String,
+    /// Root directory of the local lake.
+    pub root: PathBuf,
+}
+
+/// Where the lake lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LakeConfig {
+    /// A directory on local disk; objects are files, written atomically by rename.
+    Local {
+        /// Root directory of the lake.
+        root: PathBuf,
+    },
+}
+
+impl LakeSection {
+    /// Validates the raw section into a [`LakeConfig`].
+    pub fn validate(self) -> Result<LakeConfig> {
+        match self.backend.as_str() {
+            "local" => {
+                if self.root.as_os_str().is_empty() {
+                    return Err(Error::config("lake.root", "must not be empty"));
+                }
+                Ok(LakeConfig::Local { root: self.root })
+            }
+            other => Err(Error::config(
+                "lake.backend",
+                format!("unknown backend `{other}` (known: local)"),
+            )),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise (journald, files, pipes).
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Logging settings (section `[telemetry]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Default `tracing` filter (`RUST_LOG` overrides it), e.g. `info` or `stockstream=debug`.
+    pub log_level: String,
+}
+
+/// Operations HTTP endpoint (section `[http]`): `/metrics`, `/health/livez`, `/health/readyz`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9101`.
+    pub listen: SocketAddr,
+}
+
+/// Defaults shared by every service, in TOML. Services append their own sections.
+pub const SHARED_DEFAULTS: &str = r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+client_id = "stockstream"
+
+[kafka.topics]
+quotes = "quotes"
+dlq = "quotes.dlq"
+lake_commits = "lake.commits"
+partitions = 3
+replication_factor = 1
+
+[lake]
+backend = "local"
+root = "var/lake"
+
+[telemetry]
+log_format = "auto"
+log_level = "info"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        kafka: KafkaConfig,
+        lake: LakeSection,
+        telemetry: TelemetryConfig,
+    }
+
+    #[test]
+    fn shared_defaults_are_valid() {
+        let raw: Raw = load(SHARED_DEFAULTS, None).expect("defaults load");
+        let kafka = raw.kafka.validate().expect("kafka defaults validate");
+        assert_eq!(kafka.topics.dlq, "quotes.dlq");
+        assert_eq!(
+            raw.lake.validate().expect("lake validates"),
+            LakeConfig::Local {
+                root: PathBuf::from("var/lake")
+            }
+        );
+        assert_eq!(raw.telemetry.log_format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[kafka]\nbootstrap_servers = \"b1:1,b2:2\"\n").expect("write");
+        let raw: Raw = load(SHARED_DEFAULTS, Some(&path)).expect("loads");
+        assert_eq!(raw.kafka.bootstrap_servers, "b1:1,b2:2");
+
+        std::fs::write(&path, "[kafka]\nbootstrap_server = \"typo:1\"\n").expect("write");
+        let error = load::<Raw>(SHARED_DEFAULTS, Some(&path)).expect_err("typo rejected");
+        assert!(error.to_string().contains("bootstrap_server"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let raw: Raw = load(SHARED_DEFAULTS, None).expect("defaults load");
+        let mut kafka = raw.kafka.clone();
+        kafka.bootstrap_servers = "localhost".into();
+        let error = kafka.validate().expect_err("no port");
+        assert!(error.to_string().contains("kafka.bootstrap_servers"));
+        let mut kafka = raw.kafka;
+        kafka.topics.quotes = "bad topic".into();
+        assert!(kafka.validate().is_err());
+        assert!(parse_duration("x", "5s").is_ok());
+        assert!(parse_duration("x", "five").is_err());
+    }
+}

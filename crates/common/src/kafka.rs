@@ -1,0 +1,314 @@
+//! librdkafka client settings and topic administration.
+//!
+//! Every client is built from [`KafkaConfig`]: stockstream's own settings first, then the
+//! pass-through `kafka.options` map, so SASL/TLS for Amazon MSK needs configuration, not code.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::Producer as _;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::{Error, Result};
+
+/// How long administrative calls and metadata requests may take.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Base client configuration for a client playing `role` (e.g. `sink-consumer`).
+pub fn client_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", kafka.client_id));
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Configuration of an idempotent producer: `acks=all`, ordered retries, lz4 batches.
+///
+/// Callers may layer their own linger/batch settings; `kafka.options` still wins.
+pub fn producer_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
+    let mut config = client_config(kafka, role);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5");
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Configuration of a group consumer that never commits on its own.
+pub fn consumer_config(kafka: &KafkaConfig, role: &str, group_id: &str) -> ClientConfig {
+    let mut config = client_config(kafka, role);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// The topics stockstream uses, with the partition count each is created with.
+pub fn pipeline_topics(kafka: &KafkaConfig) -> Vec<(String, i32)> {
+    vec![
+        (kafka.topics.quotes.clone(), kafka.topics.partitions),
+        (kafka.topics.dlq.clone(), 1),
+        (kafka.topics.lake_commits.clone(), 1),
+    ]
+}
+
+/// Creates the given topics if they do not exist (brokers such as tansu do not auto-create).
+///
+/// A topic that already exists is left as it is.
+pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[(String, i32)]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, "admin")
+        .create()
+        .map_err(|error| Error::kafka("creating the admin client", error))?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| {
+            NewTopic::new(
+                name,
+                *partitions,
+                TopicReplication::Fixed(kafka.topics.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(|error| Error::kafka("creating topics", error))?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "created topic"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(%topic, "topic exists")
+            }
+            Err((topic, code)) => {
+                return Err(Error::TopicCreation {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the cluster answers a metadata request for `topic` (readiness probes).
+pub fn check_topic(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<usize> {
+    let consumer: BaseConsumer = client_config(kafka, "probe")
+        .create()
+        .map_err(|error| Error::kafka("creating a probe client", error))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|error| Error::kafka(format!("fetching metadata of `{topic}`"), error))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|candidate| candidate.name() == topic && candidate.error().is_none())
+        .map(|candidate| candidate.partitions().len())
+        .unwrap_or(0);
+    Ok(partitions)
+}
+
+/// Number of records currently held by `topic`: the sum over partitions of high minus low watermark.
+pub fn topic_record_count(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64> {
+    let consumer: BaseConsumer = client_config(kafka, "watermarks")
+        .create()
+        .map_err(|error| Error::kafka("creating a watermark client", error))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|error| Error::kafka(format!("fetching metadata of `{topic}`"), error))?;
+    let mut total = 0;
+    for found in metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+    {
+        for partition in found.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition.id(), timeout)
+                .map_err(|error| {
+                    Error::kafka(
+                        format!("fetching watermarks of `{topic}` [{}]", partition.id()),
+                        error,
+                    )
+                })?;
+            total += high - low;
+        }
+    }
+    Ok(total)
+}
+
+/// A message whose delivery failed after librdkafka's own retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    /// The caller's id of the message (e.g. a CSV line number).
+    pub id: u64,
+    /// What the broker or client reported.
+    pub error: String,
+}
+
+/// Tracks the deliveries of a [`Producer`]: which ids are still in flight and which failed.
+#[derive(Debug, Default)]
+pub struct DeliveryTracker {
+    in_flight: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    failures: std::sync::Mutex<Vec<DeliveryFailure>>,
+    delivered: std::sync::atomic::AtomicU64,
+}
+
+impl rdkafka::ClientContext for DeliveryTracker {}
+
+impl rdkafka::producer::ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, id: Self::DeliveryOpaque) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&id);
+        }
+        match result {
+            Ok(_) => {
+                self.delivered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err((error, _message)) => {
+                if let Ok(mut failures) = self.failures.lock() {
+                    failures.push(DeliveryFailure {
+                        id: *id,
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// An idempotent producer that polls in the background and tracks every delivery.
+pub struct Producer {
+    inner: rdkafka::producer::ThreadedProducer<DeliveryTracker>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Creates a producer from a client configuration (see [`producer_config`]).
+    pub fn new(config: &ClientConfig) -> Result<Self> {
+        let inner = config
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|error| Error::kafka("creating a producer", error))?;
+        Ok(Self { inner })
+    }
+
+    /// Queues one message; waits while librdkafka's queue is full. `id` identifies it in
+    /// [`Producer::take_failures`] and [`Producer::lowest_in_flight`].
+    pub fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: rdkafka::message::OwnedHeaders,
+        id: u64,
+    ) -> Result<()> {
+        use rdkafka::error::KafkaError;
+        use rdkafka::producer::BaseRecord;
+        if let Ok(mut in_flight) = self.inner.context().in_flight.lock() {
+            in_flight.insert(id);
+        }
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(id))
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((error, _)) => {
+                    if let Ok(mut in_flight) = self.inner.context().in_flight.lock() {
+                        in_flight.remove(&id);
+                    }
+                    return Err(Error::kafka(format!("producing to `{topic}`"), error));
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued message is delivered or failed.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner
+            .flush(timeout)
+            .map_err(|error| Error::kafka("flushing the producer", error))
+    }
+
+    /// Failed deliveries since the last call.
+    pub fn take_failures(&self) -> Vec<DeliveryFailure> {
+        self.inner
+            .context()
+            .failures
+            .lock()
+            .map(|mut failures| std::mem::take(&mut *failures))
+            .unwrap_or_default()
+    }
+
+    /// The smallest id whose delivery failed and was not yet taken by [`Producer::take_failures`].
+    pub fn lowest_failed(&self) -> Option<u64> {
+        self.inner
+            .context()
+            .failures
+            .lock()
+            .ok()
+            .and_then(|failures| failures.iter().map(|failure| failure.id).min())
+    }
+
+    /// The smallest id not yet acknowledged, if any.
+    pub fn lowest_in_flight(&self) -> Option<u64> {
+        self.inner
+            .context()
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|in_flight| in_flight.first().copied())
+    }
+
+    /// Messages acknowledged so far.
+    pub fn delivered(&self) -> u64 {
+        self.inner
+            .context()
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Builds message headers from name/value pairs.
+pub fn headers(pairs: &[(&str, &str)]) -> rdkafka::message::OwnedHeaders {
+    pairs.iter().fold(
+        rdkafka::message::OwnedHeaders::new_with_capacity(pairs.len()),
+        |headers, (key, value)| {
+            headers.insert(rdkafka::message::Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        },
+    )
+}

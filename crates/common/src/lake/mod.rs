@@ -1,0 +1,24 @@
+//! The lake: where quotes rest as Parquet files, and how they are laid out.
+//!
+//! Layout (the same on local disk and, later, on S3):
+//!
+//! ```text
+//! quotes/symbol=HSI/year=1987/quotes+0+00000000000000000000+00000000000000000249.parquet
+//! └─table└─Hive partition path─┘ └topic┘└partition┘└first offset──────┘└last offset────────┘
+//! _stockstream/…   control files (sink progress, catalog), never part of a table
+//! ```
+//!
+//! Partition columns (`symbol`, `year`) live in the path, not in the files, as Hive, Glue and
+//! Athena expect; each file holds the remaining columns plus lineage (Kafka partition and offset,
+//! ingestion time).
+
+mod layout;
+mod parquet;
+mod store;
+
+pub use self::layout::{
+    CONTROL_PREFIX, PartitionValue, QUOTES_TABLE, data_object_key, hive_escape, hive_unescape,
+    parse_partition_path, partition_path, quote_partition, quote_partition_keys,
+};
+pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes, quote_file_schema};
+pub use self::store::{LakeStore, LocalStore, ObjectMeta, open_store};

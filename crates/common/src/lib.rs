@@ -1,0 +1,31 @@
+//! Shared foundation of every stockstream service.
+//!
+//! stockstream moves market data through a pipeline of small services:
+//!
+//! ```text
+//! CSV / feeds ──ingest──▶ Kafka `quotes` ──s3-sink──▶ Parquet lake ──lake.commits──▶ glue-crawler ──▶ catalog
+//!                                                                                       query-api ◀──┘ (SQL)
+//! ```
+//!
+//! This crate holds what they must agree on:
+//! - [`record`]: the quote record, its validation and its wire format on Kafka;
+//! - [`lake`]: the lake's layout (Hive-style partition paths, object keys), the Arrow/Parquet schema
+//!   and the [`lake::LakeStore`] trait with its local-filesystem backend;
+//! - [`catalog`]: the Glue-shaped catalog model shared by the crawler (writer) and the query API (reader);
+//! - [`events`]: the `lake.commits` event the sink publishes for every committed file;
+//! - [`config`]: layered, typed and validated configuration (defaults → TOML → `STOCKSTREAM__…` env);
+//! - [`kafka`]: librdkafka client settings and topic administration;
+//! - [`telemetry`], [`http`], [`shutdown`]: logs, Prometheus metrics, health endpoints and signals.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod kafka;
+pub mod lake;
+pub mod record;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,118 @@
+//! Configuration of the catalog service: shared sections plus `[crawler]` and `[http]`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use stockstream_common::config::{
+    HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
+    parse_duration,
+};
+use stockstream_common::{Error, Result};
+
+const CRAWLER_DEFAULTS: &str = r#"
+[crawler]
+mode = "local"
+database = "stockstream"
+group_id = "stockstream-glue-crawler"
+batch_window = "200ms"
+
+[http]
+listen = "127.0.0.1:9102"
+"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kafka: KafkaConfig,
+    lake: LakeSection,
+    telemetry: TelemetryConfig,
+    crawler: RawCrawlerSection,
+    http: HttpConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrawlerSection {
+    mode: String,
+    database: String,
+    group_id: String,
+    batch_window: String,
+}
+
+/// Where the catalog is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogMode {
+    /// A Glue-shaped JSON catalog inside the lake (`_stockstream/catalog/catalog.json`).
+    Local,
+}
+
+/// The catalog service's validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Kafka connection and topics.
+    pub kafka: KafkaConfig,
+    /// Where the lake lives.
+    pub lake: LakeConfig,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+    /// Catalog settings.
+    pub crawler: CrawlerConfig,
+    /// Operations endpoint.
+    pub http: HttpConfig,
+}
+
+/// Settings of the catalog service (section `[crawler]`).
+#[derive(Debug, Clone)]
+pub struct CrawlerConfig {
+    /// Where the catalog lives.
+    pub mode: CatalogMode,
+    /// Database the tables are registered in.
+    pub database: String,
+    /// Consumer group reading `lake.commits`.
+    pub group_id: String,
+    /// How long to gather further events after the first before applying them together.
+    pub batch_window: Duration,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then `STOCKSTREAM__…` variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let defaults = format!("{SHARED_DEFAULTS}\n{CRAWLER_DEFAULTS}");
+        let raw: RawConfig = load(&defaults, file)?;
+        let mode = match raw.crawler.mode.as_str() {
+            "local" => CatalogMode::Local,
+            other => {
+                return Err(Error::config(
+                    "crawler.mode",
+                    format!("unknown mode `{other}` (known: local)"),
+                ));
+            }
+        };
+        let database = raw.crawler.database;
+        let valid_name = !database.is_empty()
+            && database
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(Error::config(
+                "crawler.database",
+                format!(
+                    "`{database}` must be lowercase letters, digits and `_` (Glue/Athena naming)"
+                ),
+            ));
+        }
+        Ok(Self {
+            kafka: raw.kafka.validate()?,
+            lake: raw.lake.validate()?,
+            telemetry: raw.telemetry,
+            crawler: CrawlerConfig {
+                mode,
+                database,
+                group_id: raw.crawler.group_id,
+                batch_window: parse_duration("crawler.batch_window", &raw.crawler.batch_window)?,
+            },
+            http: raw.http,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! Prometheus metrics of the catalog service.
+
+use metrics::{counter, histogram};
+
+/// `lake.commits` events applied to the catalog.
+pub(crate) fn events_applied(count: u64) {
+    counter!("stockstream_catalog_events_applied_total").increment(count);
+}
+
+/// Events that could not be decoded or applied.
+pub(crate) fn events_rejected(count: u64) {
+    counter!("stockstream_catalog_events_rejected_total").increment(count);
+}
+
+/// Partitions newly registered.
+pub(crate) fn partitions_registered(count: u64) {
+    counter!("stockstream_catalog_partitions_registered_total").increment(count);
+}
+
+/// Table definitions created or updated after a schema change.
+pub(crate) fn tables_changed(count: u64) {
+    counter!("stockstream_catalog_table_changes_total").increment(count);
+}
+
+/// Time from a file's commit to its partition being visible in the catalog.
+pub(crate) fn catalog_lag(seconds: f64) {
+    histogram!("stockstream_catalog_lag_seconds").record(seconds);
+}

@@ -1,0 +1,127 @@
+//! Configuration of ingest: shared sections plus `[ingest]`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use stockstream_common::config::{
+    KafkaConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load, parse_duration,
+};
+use stockstream_common::{Error, Result};
+
+const INGEST_DEFAULTS: &str = r#"
+[ingest]
+state_dir = "var/ingest"
+compression = "lz4"
+linger = "5ms"
+batch_bytes = 1000000
+delivery_timeout = "120s"
+"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kafka: KafkaConfig,
+    // Accepted so one configuration file can serve every service.
+    #[allow(dead_code)]
+    lake: LakeSection,
+    telemetry: TelemetryConfig,
+    ingest: RawIngestSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngestSection {
+    state_dir: PathBuf,
+    compression: String,
+    linger: String,
+    batch_bytes: u64,
+    delivery_timeout: String,
+}
+
+/// Producer compression codecs that every Kafka-protocol broker stockstream targets delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// lz4 (the default: cheap on CPU).
+    Lz4,
+    /// zstd (smaller batches).
+    Zstd,
+}
+
+impl Compression {
+    /// librdkafka's name of the codec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Ingest's validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Kafka connection and topics.
+    pub kafka: KafkaConfig,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+    /// Ingest settings.
+    pub ingest: IngestConfig,
+}
+
+/// Settings of ingest (section `[ingest]`).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Directory of the source-offset store (how far each file was replayed).
+    pub state_dir: PathBuf,
+    /// Producer batch compression.
+    pub compression: Compression,
+    /// How long the producer waits to fill a batch.
+    pub linger: Duration,
+    /// Largest producer batch in bytes.
+    pub batch_bytes: u64,
+    /// How long a record may wait for its acknowledgement before it counts as failed.
+    pub delivery_timeout: Duration,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then `STOCKSTREAM__…` variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let defaults = format!("{SHARED_DEFAULTS}\n{INGEST_DEFAULTS}");
+        let raw: RawConfig = load(&defaults, file)?;
+        let ingest = raw.ingest;
+        let compression = match ingest.compression.as_str() {
+            "none" => Compression::None,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => {
+                return Err(Error::config(
+                    "ingest.compression",
+                    format!(
+                        "`{other}` is not one of none, lz4, zstd (snappy is not offered: some brokers, tansu among them, do not deliver snappy batches)"
+                    ),
+                ));
+            }
+        };
+        if ingest.batch_bytes == 0 {
+            return Err(Error::config("ingest.batch_bytes", "must be at least 1"));
+        }
+        Ok(Self {
+            kafka: raw.kafka.validate()?,
+            telemetry: raw.telemetry,
+            ingest: IngestConfig {
+                state_dir: ingest.state_dir,
+                compression,
+                linger: parse_duration("ingest.linger", &ingest.linger)?,
+                batch_bytes: ingest.batch_bytes,
+                delivery_timeout: parse_duration(
+                    "ingest.delivery_timeout",
+                    &ingest.delivery_timeout,
+                )?,
+            },
+        })
+    }
+}

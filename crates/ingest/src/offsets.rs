@@ -1,0 +1,153 @@
+//! Source offsets: how far each input file has been replayed, like a Kafka Connect source offset.
+//!
+//! A file is identified by its content, not its name: the SHA-256 of its first 64 KiB (as
+//! Vector's checksum fingerprint does). Renaming or moving a file keeps its progress, and appending
+//! rows to a file resumes at the first new row. The store is a JSON document in `ingest.state_dir`,
+//! replaced atomically.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Bytes of a file that identify it.
+const FINGERPRINT_BYTES: u64 = 64 * 1024;
+
+/// Fingerprint of a file's content: hex SHA-256 of its first 64 KiB.
+pub fn fingerprint(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut head = Vec::new();
+    file.take(FINGERPRINT_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(Sha256::digest(&head)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
+/// Progress of one file into one topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceOffset {
+    /// Path the file was last replayed from (informational).
+    pub file: PathBuf,
+    /// Last line of the file whose record Kafka acknowledged, and every line before it.
+    pub line: u64,
+    /// Records produced from this file so far.
+    pub produced: u64,
+    /// Rows dead-lettered from this file so far.
+    pub dead_lettered: u64,
+    /// When the offset was recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Document {
+    version: u32,
+    sources: BTreeMap<String, SourceOffset>,
+}
+
+/// The source-offset store.
+#[derive(Debug)]
+pub struct OffsetStore {
+    path: PathBuf,
+    document: Document,
+}
+
+impl OffsetStore {
+    /// Opens the store in `state_dir` (created if missing).
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let path = state_dir.join("source-offsets.json");
+        let error = |message: String| Error::Offsets {
+            path: path.clone(),
+            message,
+        };
+        std::fs::create_dir_all(state_dir).map_err(|io| error(io.to_string()))?;
+        let document = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|json| error(json.to_string()))?,
+            Err(io) if io.kind() == std::io::ErrorKind::NotFound => Document {
+                version: 1,
+                sources: BTreeMap::new(),
+            },
+            Err(io) => return Err(error(io.to_string())),
+        };
+        Ok(Self { path, document })
+    }
+
+    fn key(topic: &str, fingerprint: &str) -> String {
+        format!("{topic}/{fingerprint}")
+    }
+
+    /// Progress of the file with `fingerprint` into `topic`.
+    pub fn get(&self, topic: &str, fingerprint: &str) -> Option<&SourceOffset> {
+        self.document.sources.get(&Self::key(topic, fingerprint))
+    }
+
+    /// Records progress and writes the store atomically (write, fsync, rename).
+    pub fn record(&mut self, topic: &str, fingerprint: &str, offset: SourceOffset) -> Result<()> {
+        self.document
+            .sources
+            .insert(Self::key(topic, fingerprint), offset);
+        let error = |message: String| Error::Offsets {
+            path: self.path.clone(),
+            message,
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&self.document).map_err(|json| error(json.to_string()))?;
+        let staging = self.path.with_extension("json.partial");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&staging)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&staging, &self.path)
+        };
+        write().map_err(|io| error(io.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_follows_content_not_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.csv");
+        std::fs::write(&a, "same").expect("write");
+        std::fs::write(&b, "same").expect("write");
+        assert_eq!(fingerprint(&a).expect("a"), fingerprint(&b).expect("b"));
+        std::fs::write(&b, "other").expect("write");
+        assert_ne!(fingerprint(&a).expect("a"), fingerprint(&b).expect("b"));
+    }
+
+    #[test]
+    fn offsets_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = OffsetStore::open(dir.path()).expect("open");
+        assert!(store.get("quotes", "f").is_none());
+        let offset = SourceOffset {
+            file: "x.csv".into(),
+            line: 42,
+            produced: 41,
+            dead_lettered: 0,
+            updated_at: Utc::now(),
+        };
+        store.record("quotes", "f", offset.clone()).expect("record");
+        let reopened = OffsetStore::open(dir.path()).expect("reopen");
+        assert_eq!(reopened.get("quotes", "f"), Some(&offset));
+        assert!(reopened.get("other", "f").is_none());
+    }
+}

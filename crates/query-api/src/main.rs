@@ -1,0 +1,36 @@
+//! Entry point of `stockstream-query-api`; see the library docs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use stockstream_common::shutdown::run_service;
+use stockstream_query_api::{Config, run};
+
+/// Serves SQL over the lake's catalogued tables on HTTP.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; `STOCKSTREAM__SECTION__KEY` variables override it.
+    #[arg(long, env = "STOCKSTREAM_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("stockstream-query-api: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = config.telemetry.clone();
+    run_service(
+        "stockstream-query-api",
+        &telemetry,
+        Duration::from_secs(35),
+        |shutdown| run(config, shutdown),
+    )
+}

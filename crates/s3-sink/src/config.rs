@@ -1,0 +1,114 @@
+//! Configuration of the sink: the shared sections plus `[sink]` and `[http]`.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use stockstream_common::config::{
+    HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
+    parse_duration,
+};
+use stockstream_common::{Error, Result};
+
+const SINK_DEFAULTS: &str = r#"
+[sink]
+group_id = "stockstream-s3-sink"
+flush_records = 100000
+flush_interval = "2s"
+row_group_size = 131072
+poll_timeout = "100ms"
+
+[http]
+listen = "127.0.0.1:9101"
+"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kafka: KafkaConfig,
+    lake: LakeSection,
+    telemetry: TelemetryConfig,
+    sink: RawSinkSection,
+    http: HttpConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSinkSection {
+    group_id: String,
+    flush_records: usize,
+    flush_interval: String,
+    row_group_size: usize,
+    poll_timeout: String,
+}
+
+/// The sink's validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Kafka connection and topics.
+    pub kafka: KafkaConfig,
+    /// Where the lake lives.
+    pub lake: LakeConfig,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+    /// Sink behaviour.
+    pub sink: SinkConfig,
+    /// Operations endpoint.
+    pub http: HttpConfig,
+}
+
+/// Settings of the sink itself (section `[sink]`).
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Consumer group of the sink instances.
+    pub group_id: String,
+    /// Flush a Kafka partition's buffer once it holds this many records.
+    pub flush_records: NonZeroUsize,
+    /// Flush a buffer once its oldest record waited this long (wall clock), so quiet partitions land.
+    pub flush_interval: Duration,
+    /// Maximum rows per Parquet row group.
+    pub row_group_size: NonZeroUsize,
+    /// How long one poll of the consumer waits for a message.
+    pub poll_timeout: Duration,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then `STOCKSTREAM__…` variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let defaults = format!("{SHARED_DEFAULTS}\n{SINK_DEFAULTS}");
+        let raw: RawConfig = load(&defaults, file)?;
+        let sink = raw.sink;
+        let non_zero = |key: &str, value: usize| {
+            NonZeroUsize::new(value).ok_or_else(|| Error::config(key, "must be at least 1"))
+        };
+        if sink.group_id.trim().is_empty() {
+            return Err(Error::config("sink.group_id", "must not be empty"));
+        }
+        Ok(Self {
+            kafka: raw.kafka.validate()?,
+            lake: raw.lake.validate()?,
+            telemetry: raw.telemetry,
+            sink: SinkConfig {
+                group_id: sink.group_id,
+                flush_records: non_zero("sink.flush_records", sink.flush_records)?,
+                flush_interval: parse_duration("sink.flush_interval", &sink.flush_interval)?,
+                row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
+                poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,
+            },
+            http: raw.http,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let config = Config::load(None).expect("defaults are valid");
+        assert_eq!(config.sink.flush_interval, Duration::from_secs(2));
+        assert_eq!(config.http.listen.port(), 9101);
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors of the sink.
+
+/// What can stop the sink.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A shared building block failed (configuration, Kafka client, lake store).
+    #[error(transparent)]
+    Common(#[from] stockstream_common::Error),
+
+    /// Consuming from Kafka failed in a way librdkafka does not recover from.
+    #[error("consuming `{topic}` failed: {source}")]
+    Consume {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// Messages could not be delivered to the dead-letter or lake-commit topics.
+    #[error("{count} message(s) to `{topic}` were not delivered, first: {first}")]
+    Delivery {
+        topic: String,
+        count: usize,
+        first: String,
+    },
+
+    /// A sink progress record in the lake cannot be read.
+    #[error("progress record `{key}` is unreadable: {reason}")]
+    Progress { key: String, reason: String },
+
+    /// The consumer thread ended abnormally.
+    #[error("the consumer thread panicked: {0}")]
+    Panicked(String),
+}
+
+impl Error {
+    /// Whether a restart may get past this error.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Common(error) => error.is_retryable(),
+            Error::Consume { .. } | Error::Delivery { .. } => true,
+            Error::Progress { .. } | Error::Panicked(_) => false,
+        }
+    }
+}
+
+/// Result of the sink.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

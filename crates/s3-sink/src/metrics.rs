@@ -1,0 +1,54 @@
+//! Prometheus metrics of the sink.
+
+use metrics::{counter, gauge, histogram};
+
+/// Records written into committed files.
+pub(crate) fn records_written(count: u64) {
+    counter!("stockstream_sink_records_written_total").increment(count);
+}
+
+/// Bytes of committed files.
+pub(crate) fn bytes_written(bytes: u64) {
+    counter!("stockstream_sink_bytes_written_total").increment(bytes);
+}
+
+/// Files committed to the lake.
+pub(crate) fn files_committed(count: u64) {
+    counter!("stockstream_sink_files_committed_total").increment(count);
+}
+
+/// Flushes by reason (`records`, `interval`, `shutdown`, `recovery`).
+pub(crate) fn flush(reason: &'static str) {
+    counter!("stockstream_sink_flushes_total", "reason" => reason).increment(1);
+}
+
+/// Messages sent to the dead-letter topic.
+pub(crate) fn dead_letter() {
+    counter!("stockstream_sink_dead_letters_total").increment(1);
+}
+
+/// Messages skipped because the lake already holds them (replays after a restart).
+pub(crate) fn skipped_already_in_lake(count: u64) {
+    counter!("stockstream_sink_records_skipped_total").increment(count);
+}
+
+/// Offset commits that failed (the lake stays the source of truth; see docs/exactly-once.md).
+pub(crate) fn commit_failed() {
+    counter!("stockstream_sink_offset_commit_failures_total").increment(1);
+}
+
+/// Records buffered in memory, not yet in the lake.
+pub(crate) fn buffered_records(count: usize) {
+    gauge!("stockstream_sink_buffered_records").set(count as f64);
+}
+
+/// Consumer lag of one partition (high watermark minus next offset).
+pub(crate) fn consumer_lag(partition: i32, lag: i64) {
+    gauge!("stockstream_sink_consumer_lag_records", "partition" => partition.to_string())
+        .set(lag as f64);
+}
+
+/// Time from a record's Kafka timestamp to the commit of the file holding it.
+pub(crate) fn commit_latency(seconds: f64) {
+    histogram!("stockstream_sink_commit_latency_seconds").record(seconds);
+}

@@ -1,0 +1,146 @@
+//! Turns a batch of consumed rows into the Parquet files of their partitions.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
+use stockstream_common::lake::{
+    LakeRow, PartitionValue, QUOTES_TABLE, data_object_key, encode_quotes, partition_path,
+    quote_partition, quote_partition_keys,
+};
+
+use crate::error::Result;
+
+/// One file to write: its key, its announcement and its bytes.
+#[derive(Debug)]
+pub(crate) struct EncodedFile {
+    pub(crate) event: LakeCommitEvent,
+    pub(crate) bytes: Bytes,
+}
+
+/// Groups rows of one Kafka partition by lake partition and encodes one file per group.
+///
+/// Deterministic: the same rows (in offset order) and `ingested_at` give the same keys and bytes.
+pub(crate) fn encode_files(
+    topic: &str,
+    kafka_partition: i32,
+    rows: Vec<LakeRow>,
+    ingested_at: DateTime<Utc>,
+    row_group_size: usize,
+    schema_fingerprint: &str,
+) -> Result<Vec<EncodedFile>> {
+    let mut groups: BTreeMap<String, (Vec<PartitionValue>, Vec<LakeRow>)> = BTreeMap::new();
+    for row in rows {
+        let partition = quote_partition(&row.quote);
+        groups
+            .entry(partition_path(&partition))
+            .or_insert_with(|| (partition, Vec::new()))
+            .1
+            .push(row);
+    }
+    let mut files = Vec::with_capacity(groups.len());
+    for (_path, (partition, mut rows)) in groups {
+        rows.sort_by_key(|row| row.kafka_offset);
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            continue;
+        };
+        let object_key = data_object_key(
+            QUOTES_TABLE,
+            &partition,
+            topic,
+            kafka_partition,
+            first.kafka_offset,
+            last.kafka_offset,
+        );
+        let (first_offset, last_offset) = (first.kafka_offset, last.kafka_offset);
+        let min_trade_date = rows.iter().map(|row| row.quote.trade_date).min();
+        let max_trade_date = rows.iter().map(|row| row.quote.trade_date).max();
+        let (Some(min_trade_date), Some(max_trade_date)) = (min_trade_date, max_trade_date) else {
+            continue;
+        };
+        let bytes = encode_quotes(&rows, ingested_at, row_group_size)?;
+        files.push(EncodedFile {
+            event: LakeCommitEvent {
+                version: LAKE_COMMIT_VERSION,
+                table: QUOTES_TABLE.to_string(),
+                table_location: format!("{QUOTES_TABLE}/"),
+                object_key,
+                partition_keys: quote_partition_keys(),
+                partition,
+                row_count: rows.len() as u64,
+                size_bytes: bytes.len() as u64,
+                min_trade_date,
+                max_trade_date,
+                schema_fingerprint: schema_fingerprint.to_string(),
+                source_topic: topic.to_string(),
+                source_partition: kafka_partition,
+                first_offset,
+                last_offset,
+                committed_at: ingested_at,
+            },
+            bytes,
+        });
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use stockstream_common::record::Quote;
+
+    fn row(offset: i64, symbol: &str, year: i32) -> LakeRow {
+        LakeRow {
+            quote: Quote {
+                symbol: symbol.into(),
+                trade_date: NaiveDate::from_ymd_opt(year, 3, 1).expect("date"),
+                open: 2.0,
+                high: 3.0,
+                low: 1.0,
+                close: 2.5,
+                adj_close: 2.5,
+                volume: 7,
+                close_usd: 0.3,
+            },
+            kafka_partition: 0,
+            kafka_offset: offset,
+        }
+    }
+
+    #[test]
+    fn one_file_per_partition_named_by_its_offsets() {
+        let at = Utc::now();
+        let rows = vec![
+            row(5, "HSI", 1987),
+            row(6, "N225", 1987),
+            row(7, "HSI", 1988),
+            row(8, "HSI", 1987),
+        ];
+        let files = encode_files("quotes", 0, rows, at, 1024, "fp").expect("encodes");
+        let keys: Vec<_> = files
+            .iter()
+            .map(|file| file.event.object_key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                "quotes/symbol=HSI/year=1987/quotes+0+00000000000000000005+00000000000000000008.parquet",
+                "quotes/symbol=HSI/year=1988/quotes+0+00000000000000000007+00000000000000000007.parquet",
+                "quotes/symbol=N225/year=1987/quotes+0+00000000000000000006+00000000000000000006.parquet",
+            ]
+        );
+        assert_eq!(files[0].event.row_count, 2);
+        let again = encode_files(
+            "quotes",
+            0,
+            vec![row(5, "HSI", 1987), row(8, "HSI", 1987)],
+            at,
+            1024,
+            "fp",
+        )
+        .expect("encodes");
+        assert_eq!(again[0].bytes, files[0].bytes, "same rows, same bytes");
+    }
+}

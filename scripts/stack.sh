@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the local stack: tansu broker (unless KAFKA_BOOTSTRAP names a cluster),
+# stockstream-s3-sink, stockstream-glue-crawler and stockstream-query-api. State lives in $VAR:
+# tansu's sqlite file, the lake, ingest's source offsets, logs and pid files.
+# Usage: scripts/stack.sh start|stop|status
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VAR="${STOCKSTREAM_VAR:-$ROOT/var}"
+BIN="${STOCKSTREAM_BIN:-$ROOT/target/debug}"
+CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
+TANSU="${TANSU:-$CACHE/tansu-0.6.0/bin/tansu}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+QUERY_LISTEN="${QUERY_LISTEN:-127.0.0.1:8080}"
+SINK_LISTEN="${SINK_LISTEN:-127.0.0.1:9101}"
+CRAWLER_LISTEN="${CRAWLER_LISTEN:-127.0.0.1:9102}"
+SERVICES=(s3-sink glue-crawler query-api)
+
+mkdir -p "$VAR/log" "$VAR/run" "$VAR/lake" "$VAR/ingest" "$VAR/tansu"
+
+say() { echo "stack: $*"; }
+
+# Starts a command detached from this shell: its own session, no inherited descriptors beyond
+# stdin (/dev/null), stdout and stderr (the log), so callers piping our output are not held open.
+daemonize() { # logfile pidfile workdir command...
+  local log=$1 pidfile=$2 workdir=$3
+  shift 3
+  (
+    cd "$workdir"
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid "$@" </dev/null >>"$log" 2>&1
+  ) &
+  echo $! >"$pidfile"
+}
+
+alive() { # pidfile
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+port_open() { # host:port
+  (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+
+wait_for() { # description seconds command...
+  local what=$1 seconds=$2
+  shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$@"; then return 0; fi
+    sleep 0.2
+  done
+  say "timed out after ${seconds}s waiting for $what"
+  return 1
+}
+
+ready() { # host:port
+  curl -fsS "http://$1/health/readyz" >/dev/null 2>&1
+}
+
+service_env() { # service -> env assignments for it
+  echo "STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS=$BOOTSTRAP"
+  echo "STOCKSTREAM__LAKE__ROOT=$VAR/lake"
+  case "$1" in
+    s3-sink) echo "STOCKSTREAM__HTTP__LISTEN=$SINK_LISTEN" ;;
+    glue-crawler) echo "STOCKSTREAM__HTTP__LISTEN=$CRAWLER_LISTEN" ;;
+    query-api) echo "STOCKSTREAM__HTTP__LISTEN=$QUERY_LISTEN" ;;
+  esac
+}
+
+listen_of() {
+  case "$1" in
+    s3-sink) echo "$SINK_LISTEN" ;;
+    glue-crawler) echo "$CRAWLER_LISTEN" ;;
+    query-api) echo "$QUERY_LISTEN" ;;
+  esac
+}
+
+start_broker() {
+  if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
+    say "using the Kafka cluster at $KAFKA_BOOTSTRAP (no local broker started)"
+    return
+  fi
+  if alive "$VAR/run/tansu.pid"; then
+    say "tansu already running (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP"
+    return
+  fi
+  if port_open "$BOOTSTRAP"; then
+    say "port ${BOOTSTRAP##*:} is taken by another program: stop it, or set KAFKA_PORT=<free port>, or KAFKA_BOOTSTRAP=<host:port> to use that cluster"
+    exit 1
+  fi
+  if [ ! -x "$TANSU" ]; then
+    say "tansu is not installed at $TANSU: run 'make tools' (scripts/tools.sh tansu)"
+    exit 1
+  fi
+  # tansu resolves the sqlite path against its working directory.
+  daemonize "$VAR/log/tansu.log" "$VAR/run/tansu.pid" "$VAR/tansu" "$TANSU" broker \
+    --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
+    --storage-engine "sqlite://tansu.db"
+  wait_for "tansu on $BOOTSTRAP" 30 port_open "$BOOTSTRAP"
+  say "tansu started (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP, data in $VAR/tansu/tansu.db"
+}
+
+start_service() { # service
+  local name=$1 pidfile="$VAR/run/$1.pid" listen
+  listen=$(listen_of "$name")
+  if alive "$pidfile"; then
+    say "$name already running (pid $(cat "$pidfile"))"
+    return
+  fi
+  if [ ! -x "$BIN/stockstream-$name" ]; then
+    say "$BIN/stockstream-$name is missing: run 'cargo build --workspace --bins' (make build)"
+    exit 1
+  fi
+  local -a assignments
+  mapfile -t assignments < <(service_env "$name")
+  daemonize "$VAR/log/$name.log" "$pidfile" "$ROOT" env "${assignments[@]}" "$BIN/stockstream-$name"
+  if ! wait_for "$name to be ready on $listen" 90 ready "$listen"; then
+    say "last lines of $VAR/log/$name.log:"
+    tail -n 20 "$VAR/log/$name.log" || true
+    exit 1
+  fi
+  say "$name ready (pid $(cat "$pidfile")) on http://$listen"
+}
+
+stop_pid() { # name pidfile seconds
+  local name=$1 pidfile=$2 seconds=$3 pid
+  if ! alive "$pidfile"; then
+    rm -f "$pidfile"
+    return
+  fi
+  pid=$(cat "$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((seconds * 5))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name (pid $pid) did not stop within ${seconds}s, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  say "$name stopped"
+}
+
+case "${1:-}" in
+  start)
+    start_broker
+    env STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP" "$BIN/stockstream-ingest" topics
+    for service in "${SERVICES[@]}"; do start_service "$service"; done
+    ;;
+  stop)
+    # Reverse order: the API first, the sink drains (flush, commit) before the broker goes.
+    stop_pid query-api "$VAR/run/query-api.pid" 40
+    stop_pid glue-crawler "$VAR/run/glue-crawler.pid" 40
+    stop_pid s3-sink "$VAR/run/s3-sink.pid" 70
+    stop_pid tansu "$VAR/run/tansu.pid" 20
+    ;;
+  status)
+    for name in tansu "${SERVICES[@]}"; do
+      if alive "$VAR/run/$name.pid"; then echo "$name: running (pid $(cat "$VAR/run/$name.pid"))"; else echo "$name: stopped"; fi
+    done
+    ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,205 @@
+//! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
+//! the Python interpreter with the independent clients, and small helpers.
+//!
+//! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
+//! fails the test with the command that installs it.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use stockstream_common::config::{KafkaConfig, TopicsConfig};
+
+/// Path given by `variable`, which must name an existing file.
+fn required_file(variable: &str, hint: &str) -> PathBuf {
+    let value =
+        std::env::var_os(variable).unwrap_or_else(|| panic!("{variable} is not set: {hint}"));
+    let path = PathBuf::from(value);
+    assert!(
+        path.is_file(),
+        "{variable}={} does not exist: {hint}",
+        path.display()
+    );
+    path
+}
+
+/// The real slice of the dataset (`STOCKSTREAM_TEST_DATA`, set by the Makefile and `.ci/run`).
+pub fn test_data() -> PathBuf {
+    required_file(
+        "STOCKSTREAM_TEST_DATA",
+        "point it at indexProcessed-HSI-1986-2010.csv (the Makefile sets it to ../shared/data/…); run the tests with `make test`",
+    )
+}
+
+/// The Python interpreter that has duckdb and confluent-kafka (`STOCKSTREAM_PYTHON`).
+pub fn python() -> PathBuf {
+    required_file(
+        "STOCKSTREAM_PYTHON",
+        "install it with `make tools` (scripts/tools.sh python)",
+    )
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A tansu broker with durable sqlite storage in a temporary directory, killed on drop.
+#[derive(Debug)]
+pub struct Tansu {
+    child: Child,
+    /// `127.0.0.1:port` of the broker.
+    pub bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start() -> Result<Self> {
+        let binary = required_file(
+            "STOCKSTREAM_TANSU",
+            "install it with `make tools` (scripts/tools.sh tansu)",
+        );
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log"))?;
+        let child = Command::new(binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting tansu")?;
+        let bootstrap = format!("127.0.0.1:{port}");
+        let address: SocketAddr = bootstrap.parse()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                bail!("tansu did not listen on {bootstrap} within 30s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            child,
+            bootstrap,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kafka settings for a test: the broker, and topic names unique to `name`.
+pub fn kafka_config(bootstrap: &str, name: &str) -> KafkaConfig {
+    KafkaConfig {
+        bootstrap_servers: bootstrap.to_string(),
+        client_id: format!("stockstream-test-{name}"),
+        topics: TopicsConfig {
+            quotes: format!("{name}.quotes"),
+            dlq: format!("{name}.quotes.dlq"),
+            lake_commits: format!("{name}.lake.commits"),
+            partitions: 3,
+            replication_factor: 1,
+        },
+        options: Default::default(),
+    }
+}
+
+/// Runs one of the interop scripts in `tests/interop/` with the test Python; fails with its output.
+pub fn run_interop(script: &str, args: &[&str]) -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(script);
+    let output = Command::new(python()).arg(&path).args(args).output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        bail!("{script} failed:\n{text}");
+    }
+    Ok(text)
+}
+
+/// Facts about a CSV computed without stockstream's parser, to check answers against.
+#[derive(Debug, Default)]
+pub struct CsvFacts {
+    /// Data rows.
+    pub rows: u64,
+    /// Rows per year.
+    pub rows_per_year: std::collections::BTreeMap<i32, u64>,
+    /// Highest close per year.
+    pub max_close_per_year: std::collections::BTreeMap<i32, f64>,
+    /// Sum of volumes.
+    pub volume_sum: i64,
+}
+
+/// Reads an `indexProcessed.csv`-shaped file with plain string splitting.
+pub fn csv_facts(path: &Path) -> Result<CsvFacts> {
+    let text = std::fs::read_to_string(path)?;
+    let mut facts = CsvFacts::default();
+    for line in text.lines().skip(1).filter(|line| !line.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let year: i32 = fields[1][..4].parse()?;
+        let close: f64 = fields[5].parse()?;
+        let volume: f64 = fields[7].parse()?;
+        facts.rows += 1;
+        *facts.rows_per_year.entry(year).or_default() += 1;
+        let max = facts.max_close_per_year.entry(year).or_insert(f64::MIN);
+        *max = max.max(close);
+        facts.volume_sum += volume as i64;
+    }
+    Ok(facts)
+}
+
+/// Posts SQL to a query API and returns the JSON answer; fails on a non-200 status.
+pub async fn query(address: SocketAddr, sql: &str) -> Result<serde_json::Value> {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let response = http_post(address, "/v1/query", &body).await?;
+    if response.0 != 200 {
+        bail!("query {sql:?} answered {}: {}", response.0, response.1);
+    }
+    Ok(serde_json::from_str(&response.1)?)
+}
+
+/// A minimal HTTP/1.1 POST (the tests need no HTTP client dependency); returns status and body.
+pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, payload) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    Ok((status, payload.to_string()))
+}
