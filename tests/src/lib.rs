@@ -181,12 +181,26 @@ pub async fn query(address: SocketAddr, sql: &str) -> Result<serde_json::Value> 
     Ok(serde_json::from_str(&response.1)?)
 }
 
+/// A minimal HTTP/1.1 GET; returns status and body.
+pub async fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String)> {
+    http_request(address, "GET", path, "").await
+}
+
 /// A minimal HTTP/1.1 POST (the tests need no HTTP client dependency); returns status and body.
 pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> Result<(u16, String)> {
+    http_request(address, "POST", path, body).await
+}
+
+async fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;

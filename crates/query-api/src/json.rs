@@ -55,14 +55,14 @@ pub(crate) fn column_values(array: &ArrayRef) -> Vec<Value> {
         }};
     }
     match array.data_type() {
-        DataType::Int8 => primitive!(Int8Type, |v| Value::from(v)),
-        DataType::Int16 => primitive!(Int16Type, |v| Value::from(v)),
-        DataType::Int32 => primitive!(Int32Type, |v| Value::from(v)),
-        DataType::Int64 => primitive!(Int64Type, |v| Value::from(v)),
-        DataType::UInt8 => primitive!(UInt8Type, |v| Value::from(v)),
-        DataType::UInt16 => primitive!(UInt16Type, |v| Value::from(v)),
-        DataType::UInt32 => primitive!(UInt32Type, |v| Value::from(v)),
-        DataType::UInt64 => primitive!(UInt64Type, |v| Value::from(v)),
+        DataType::Int8 => primitive!(Int8Type, Value::from),
+        DataType::Int16 => primitive!(Int16Type, Value::from),
+        DataType::Int32 => primitive!(Int32Type, Value::from),
+        DataType::Int64 => primitive!(Int64Type, Value::from),
+        DataType::UInt8 => primitive!(UInt8Type, Value::from),
+        DataType::UInt16 => primitive!(UInt16Type, Value::from),
+        DataType::UInt32 => primitive!(UInt32Type, Value::from),
+        DataType::UInt64 => primitive!(UInt64Type, Value::from),
         DataType::Float32 => primitive!(Float32Type, |v: f32| float(f64::from(v))),
         DataType::Float64 => primitive!(Float64Type, float),
         DataType::Boolean => {

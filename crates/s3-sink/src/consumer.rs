@@ -30,6 +30,8 @@ use crate::writer::encode_files;
 
 /// How long delivery of dead letters and commit events may take before the flush fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most one consumer-error log line per interval (librdkafka repeats them every poll).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often consumer lag is published.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -43,6 +45,8 @@ enum RebalanceNote {
 #[derive(Debug, Default)]
 pub(crate) struct SinkContext {
     notes: Mutex<Vec<RebalanceNote>>,
+    /// High watermark per partition, from librdkafka's periodic statistics (no extra requests).
+    high_watermarks: Mutex<BTreeMap<i32, i64>>,
 }
 
 fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
@@ -52,7 +56,19 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
         .collect()
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Ok(mut marks) = self.high_watermarks.lock() {
+            for topic in statistics.topics.values() {
+                for (partition, state) in &topic.partitions {
+                    if *partition >= 0 && state.hi_offset >= 0 {
+                        marks.insert(*partition, state.hi_offset);
+                    }
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -136,6 +152,8 @@ pub(crate) struct Sink {
     partitions: BTreeMap<i32, PartitionState>,
     message_ids: u64,
     last_lag_report: Instant,
+    consumer_errors: u64,
+    last_error_log: Option<Instant>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -181,6 +199,8 @@ pub(crate) fn run_blocking(
         partitions: BTreeMap::new(),
         message_ids: 0,
         last_lag_report: Instant::now(),
+        consumer_errors: 0,
+        last_error_log: None,
     };
     tracing::info!(%topic, group = %sink.config.sink.group_id, "sink consuming");
     sink.readiness
@@ -191,9 +211,23 @@ pub(crate) fn run_blocking(
         sink.apply_rebalances(&consumer);
         match polled {
             None => {}
-            Some(Ok(message)) => sink.handle(&consumer, &message)?,
+            Some(Ok(message)) => {
+                if sink.last_error_log.take().is_some() {
+                    sink.readiness
+                        .set("kafka", true, format!("consuming {topic}"));
+                }
+                sink.handle(&consumer, &message)?
+            }
             Some(Err(error)) => {
-                tracing::warn!(%error, %topic, "consumer error");
+                sink.consumer_errors += 1;
+                if sink
+                    .last_error_log
+                    .is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL)
+                {
+                    tracing::warn!(%error, %topic, errors = sink.consumer_errors, "consumer error");
+                    sink.last_error_log = Some(Instant::now());
+                    sink.consumer_errors = 0;
+                }
                 sink.readiness.set("kafka", false, error.to_string());
             }
         }
@@ -669,11 +703,18 @@ impl Sink {
             return;
         }
         self.last_lag_report = Instant::now();
-        let topic = self.topic().to_string();
+        let marks = consumer
+            .context()
+            .high_watermarks
+            .lock()
+            .map(|marks| marks.clone())
+            .unwrap_or_default();
         for partition in &self.assigned {
-            let Ok((_low, high)) =
-                consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(1))
-            else {
+            // From the statistics callback: a blocking `fetch_watermarks` here would queue a
+            // ListOffsets behind the long-poll Fetch on the same connection; when it timed out,
+            // librdkafka reset the connection and the Fetch with it — with a broker slow to answer
+            // fetches (tansu 0.6), over and over, so no record arrived.
+            let Some(high) = marks.get(partition).copied() else {
                 continue;
             };
             let next = match self.partitions.get(partition) {

@@ -49,11 +49,13 @@ pub fn open_store(config: &LakeConfig) -> Result<Arc<dyn LakeStore>> {
 /// Directory below the root where objects are staged before their atomic rename.
 const STAGING_DIR: &str = "_stockstream/staging";
 
+/// Numbers staging files uniquely within the process (several stores may share one lake).
+static STAGING_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
 /// A lake in a local directory. `put` writes a staging file, fsyncs it and renames it into place.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
-    sequence: Arc<AtomicU64>,
 }
 
 impl LocalStore {
@@ -67,10 +69,7 @@ impl LocalStore {
             path: root.to_path_buf(),
             source,
         })?;
-        Ok(Self {
-            root,
-            sequence: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(Self { root })
     }
 
     /// Root directory of the lake.
@@ -104,7 +103,7 @@ impl LocalStore {
         let staging = self.root.join(STAGING_DIR).join(format!(
             "{}-{}.partial",
             std::process::id(),
-            self.sequence.fetch_add(1, Ordering::Relaxed)
+            STAGING_SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let mut file = std::fs::File::create(&staging).map_err(lake_error)?;
         file.write_all(bytes).map_err(lake_error)?;

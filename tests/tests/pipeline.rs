@@ -1,0 +1,547 @@
+//! End to end on real parts: a tansu broker, ingest, the sink, the catalog service and the query
+//! API, checked against values computed independently from the CSV and by independent readers
+//! (DuckDB for the lake, confluent-kafka for the topic).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use stockstream_common::config::{KafkaConfig, LakeConfig};
+use stockstream_common::kafka::{ensure_topics, pipeline_topics};
+use stockstream_e2e::{Tansu, csv_facts, http_get, kafka_config, query, run_interop, test_data};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The in-process services of one test.
+struct Services {
+    sink: Option<(
+        CancellationToken,
+        JoinHandle<stockstream_s3_sink::Result<()>>,
+    )>,
+    crawler: (
+        CancellationToken,
+        JoinHandle<stockstream_glue_crawler::Result<()>>,
+    ),
+    api_token: CancellationToken,
+    api: SocketAddr,
+}
+
+fn sink_config(kafka: &KafkaConfig, lake: &Path) -> Result<stockstream_s3_sink::Config> {
+    let mut config = stockstream_s3_sink::Config::load(None)?;
+    config.kafka = kafka.clone();
+    config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    config.http.listen = "127.0.0.1:0".parse()?;
+    config.sink.group_id = format!("{}-sink", kafka.client_id);
+    config.sink.flush_interval = Duration::from_millis(500);
+    Ok(config)
+}
+
+fn ingest_config(kafka: &KafkaConfig, state: &Path) -> Result<stockstream_ingest::Config> {
+    let mut config = stockstream_ingest::Config::load(None)?;
+    config.kafka = kafka.clone();
+    config.ingest.state_dir = state.to_path_buf();
+    Ok(config)
+}
+
+async fn start_services(kafka: &KafkaConfig, lake: &Path) -> Result<Services> {
+    // Service logs appear with `cargo test -- --nocapture` (RUST_LOG picks the level).
+    stockstream_common::telemetry::init_tracing(&stockstream_common::config::TelemetryConfig {
+        log_format: stockstream_common::config::LogFormat::Pretty,
+        log_level: "warn".into(),
+    });
+    let sink_token = CancellationToken::new();
+    let sink = tokio::spawn(stockstream_s3_sink::run(
+        sink_config(kafka, lake)?,
+        sink_token.clone(),
+    ));
+
+    let mut crawler_config = stockstream_glue_crawler::Config::load(None)?;
+    crawler_config.kafka = kafka.clone();
+    crawler_config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    crawler_config.http.listen = "127.0.0.1:0".parse()?;
+    crawler_config.crawler.group_id = format!("{}-catalog", kafka.client_id);
+    let crawler_token = CancellationToken::new();
+    let crawler = tokio::spawn(stockstream_glue_crawler::run(
+        crawler_config,
+        crawler_token.clone(),
+    ));
+
+    let mut api_config = stockstream_query_api::Config::load(None)?;
+    api_config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    api_config.http.listen = "127.0.0.1:0".parse()?;
+    let api_token = CancellationToken::new();
+    let api = stockstream_query_api::start(api_config, api_token.clone()).await?;
+    Ok(Services {
+        sink: Some((sink_token, sink)),
+        crawler: (crawler_token, crawler),
+        api_token,
+        api: api.address,
+    })
+}
+
+async fn replay(
+    config: &stockstream_ingest::Config,
+    file: &Path,
+    from_start: bool,
+) -> Result<stockstream_ingest::ReplaySummary> {
+    let config = config.clone();
+    let options = stockstream_ingest::ReplayOptions {
+        file: file.to_path_buf(),
+        from_start,
+        dry_run: false,
+        progress: false,
+    };
+    let summary = tokio::task::spawn_blocking(move || {
+        stockstream_ingest::replay(&config, &options, &CancellationToken::new())
+    })
+    .await??;
+    Ok(summary)
+}
+
+fn scalar(answer: &Value) -> Result<&Value> {
+    answer["rows"][0].get(0).context("answer has no first cell")
+}
+
+impl Services {
+    /// Fails if the sink or the catalog service stopped on its own (with its error).
+    async fn check_running(&mut self) -> Result<()> {
+        if let Some((_, task)) = &mut self.sink
+            && task.is_finished()
+        {
+            bail!("the sink stopped: {:?}", task.await);
+        }
+        if self.crawler.1.is_finished() {
+            bail!(
+                "the catalog service stopped: {:?}",
+                (&mut self.crawler.1).await
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Polls `sql` (a single-number query) until it answers `expected`, for up to `timeout`.
+async fn wait_for_count(
+    services: &mut Services,
+    sql: &str,
+    expected: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let api = services.api;
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        services.check_running().await?;
+        match query(api, sql).await {
+            Ok(answer) if scalar(&answer)?.as_u64() == Some(expected) => return Ok(()),
+            Ok(answer) => last = answer["rows"].to_string(),
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("`{sql}` did not reach {expected} within {timeout:?}; last: {last}")
+}
+
+impl Drop for Services {
+    /// A failing test still stops every service, so the runtime can shut down.
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.sink {
+            token.cancel();
+        }
+        self.crawler.0.cancel();
+        self.api_token.cancel();
+    }
+}
+
+async fn stop_sink(services: &mut Services) -> Result<()> {
+    if let Some((token, task)) = services.sink.take() {
+        token.cancel();
+        task.await??;
+    }
+    Ok(())
+}
+
+async fn stop(mut services: Services) -> Result<()> {
+    stop_sink(&mut services).await?;
+    services.crawler.0.cancel();
+    (&mut services.crawler.1).await??;
+    services.api_token.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
+    let csv = test_data();
+    let facts = csv_facts(&csv)?;
+    assert_eq!(facts.rows, 5693, "the real slice has 5693 rows");
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, "e2e");
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+    let ingest = ingest_config(&kafka, &work.path().join("ingest"))?;
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+
+    // Replay: every row once; a second replay of the same content sends nothing.
+    let first = replay(&ingest, &csv, false).await?;
+    assert_eq!((first.produced, first.dead_lettered), (5693, 0), "{first}");
+    let again = replay(&ingest, &csv, false).await?;
+    assert_eq!(
+        (again.produced, again.skipped_already_replayed),
+        (0, 5693),
+        "{again}"
+    );
+
+    let mut services = start_services(&kafka, &lake).await?;
+    let api = services.api;
+    wait_for_count(
+        &mut services,
+        "SELECT count(*) AS n FROM quotes WHERE symbol = 'HSI'",
+        5693,
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    // Answers match values computed from the CSV without stockstream's parser.
+    let answer = query(api, "SELECT max(close) AS m FROM quotes WHERE symbol = 'HSI' AND EXTRACT(YEAR FROM trade_date) = 1987").await?;
+    let max_1987 = scalar(&answer)?.as_f64().context("max is a number")?;
+    assert!(
+        (max_1987 - 3949.7).abs() < 1e-3,
+        "max close 1987 = {max_1987}"
+    );
+    assert_eq!(max_1987, facts.max_close_per_year[&1987]);
+    let per_year = query(
+        api,
+        "SELECT year, count(*) AS n, max(close) AS m FROM quotes GROUP BY year ORDER BY year",
+    )
+    .await?;
+    let rows = per_year["rows"].as_array().context("rows")?;
+    assert_eq!(rows.len(), facts.rows_per_year.len());
+    for row in rows {
+        let year = row[0].as_i64().context("year")? as i32;
+        assert_eq!(
+            row[1].as_u64(),
+            Some(facts.rows_per_year[&year]),
+            "rows in {year}"
+        );
+        assert_eq!(
+            row[2].as_f64(),
+            Some(facts.max_close_per_year[&year]),
+            "max close in {year}"
+        );
+    }
+    let volume = query(api, "SELECT sum(volume) FROM quotes").await?;
+    assert_eq!(scalar(&volume)?.as_i64(), Some(facts.volume_sum));
+    let types = query(
+        api,
+        "SELECT trade_date, volume, close, symbol, kafka_offset, ingested_at FROM quotes LIMIT 1",
+    )
+    .await?;
+    let type_names: Vec<&str> = types["columns"]
+        .as_array()
+        .context("columns")?
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(
+        type_names,
+        [
+            "date",
+            "bigint",
+            "double",
+            "varchar",
+            "bigint",
+            "timestamp with time zone"
+        ]
+    );
+    // Partition pruning: one year's partition reads a small part of the lake.
+    let all = query(api, "SELECT sum(close) FROM quotes").await?;
+    let one = query(api, "SELECT sum(close) FROM quotes WHERE year = 1987").await?;
+    let (all_bytes, one_bytes) = (
+        all["stats"]["bytes_scanned"].as_u64().unwrap_or(0),
+        one["stats"]["bytes_scanned"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        one_bytes * 5 < all_bytes,
+        "pruned scan read {one_bytes} of {all_bytes} bytes"
+    );
+
+    // Errors are clear and typed.
+    let (status, body) =
+        stockstream_e2e::http_post(api, "/v1/query", r#"{"sql": "SELECT nope FROM quotes"}"#)
+            .await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_query"), "{body}");
+    let (status, body) =
+        stockstream_e2e::http_post(api, "/v1/query", r#"{"sql": "DROP TABLE quotes"}"#).await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = stockstream_e2e::http_post(api, "/v1/query", "not json").await?;
+    assert_eq!(status, 400);
+    assert_eq!(http_get(api, "/health/livez").await?.0, 200);
+    assert_eq!(http_get(api, "/health/readyz").await?.0, 200);
+    let (status, metrics) = http_get(api, "/metrics").await?;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("stockstream_query_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stockstream_sink_records_written_total"),
+        "{metrics}"
+    );
+
+    // The catalog lists the table, its columns and one partition per folder; a crawl of the lake
+    // rebuilds the same catalog.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let catalog = loop {
+        let (status, body) = http_get(api, "/v1/tables").await?;
+        assert_eq!(status, 200);
+        let catalog: Value = serde_json::from_str(&body)?;
+        let partitions = catalog["databases"]["stockstream"]["tables"]["quotes"]["partitions"]
+            .as_object()
+            .map_or(0, |p| p.len());
+        if partitions == facts.rows_per_year.len() || Instant::now() > deadline {
+            break catalog;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let table = &catalog["databases"]["stockstream"]["tables"]["quotes"];
+    assert_eq!(
+        table["partition_keys"],
+        serde_json::json!([{"name": "symbol", "type": "string"}, {"name": "year", "type": "int"}])
+    );
+    assert_eq!(
+        table["partitions"].as_object().map(|p| p.len()),
+        Some(facts.rows_per_year.len())
+    );
+    let store = stockstream_common::lake::LocalStore::new(&lake)?;
+    let current = stockstream_common::catalog::Catalog::load(&store)
+        .await?
+        .context("catalog saved")?;
+    let (crawled, report) =
+        stockstream_glue_crawler::crawl(&store, "stockstream", Some(&current)).await?;
+    assert_eq!(
+        crawled, current,
+        "crawl rebuilds the event-built catalog: {report:?}"
+    );
+    assert!(report.inconsistencies.is_empty(), "{report:?}");
+
+    // Restart the sink in the same group: it resumes where the lake says; nothing is written twice.
+    stop_sink(&mut services).await?;
+    let sink_token = CancellationToken::new();
+    services.sink = Some((
+        sink_token.clone(),
+        tokio::spawn(stockstream_s3_sink::run(
+            sink_config(&kafka, &lake)?,
+            sink_token,
+        )),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let distinct = query(
+        api,
+        "SELECT count(*), count(DISTINCT kafka_offset) FROM quotes",
+    )
+    .await?;
+    assert_eq!(distinct["rows"][0], serde_json::json!([5693, 5693]));
+
+    // --from-start sends every row again (a new copy on the topic, by request); the restarted
+    // sink writes it.
+    let forced = replay(&ingest, &csv, true).await?;
+    assert_eq!(forced.produced, 5693, "{forced}");
+    wait_for_count(
+        &mut services,
+        "SELECT count(*) FROM quotes",
+        2 * 5693,
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    // Restart as a new consumer group, whose committed offsets say "start at 0": the sink must
+    // resume from the lake's own record of what it holds.
+    stop_sink(&mut services).await?;
+    let mut fresh_group = sink_config(&kafka, &lake)?;
+    fresh_group.sink.group_id = format!("{}-sink-second", kafka.client_id);
+    let sink_token = CancellationToken::new();
+    services.sink = Some((
+        sink_token.clone(),
+        tokio::spawn(stockstream_s3_sink::run(fresh_group, sink_token)),
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    services.check_running().await?;
+    let distinct = query(
+        api,
+        "SELECT count(*), count(DISTINCT kafka_offset) FROM quotes",
+    )
+    .await?;
+    assert_eq!(distinct["rows"][0], serde_json::json!([2 * 5693, 2 * 5693]));
+
+    stop(services).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn independent_readers_see_every_record_once() -> Result<()> {
+    let csv = test_data();
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, "interop");
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let summary = replay(
+        &ingest_config(&kafka, &work.path().join("ingest"))?,
+        &csv,
+        false,
+    )
+    .await?;
+    assert_eq!(summary.produced, 5693);
+    let mut services = start_services(&kafka, &lake).await?;
+    wait_for_count(
+        &mut services,
+        "SELECT count(*) FROM quotes",
+        5693,
+        Duration::from_secs(120),
+    )
+    .await?;
+    stop(services).await?;
+
+    let csv_arg = csv.to_str().context("utf-8 path")?;
+    let topic_report = run_interop(
+        "check_topic.py",
+        &[&broker.bootstrap, &kafka.topics.quotes, csv_arg],
+    )?;
+    assert!(topic_report.contains("read 5693 records"), "{topic_report}");
+    let lake_report = run_interop(
+        "check_lake.py",
+        &[lake.to_str().context("utf-8 path")?, csv_arg],
+    )?;
+    assert!(
+        lake_report.contains("5693 rows read by DuckDB"),
+        "{lake_report}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_rows_and_bad_messages_are_dead_lettered_with_their_origin() -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, "dlq");
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let file = work.path().join("bad.csv");
+    std::fs::write(
+        &file,
+        "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD\n\
+         HSI,1990-01-02,10,12,9,11,11,100.0,1.4\n\
+         HSI,1990-01-03,10,8,9,11,11,100.0,1.4\n\
+         HSI,1990-01-04,abc,12,9,11,11,100.0,1.4\n\
+         ,,,,,,,,\n\
+         HSI,1990-01-05,10,12,9,11,11,100.0,1.4\n",
+    )?;
+    let summary = replay(
+        &ingest_config(&kafka, &work.path().join("ingest"))?,
+        &file,
+        false,
+    )
+    .await?;
+    assert_eq!(
+        (
+            summary.produced,
+            summary.dead_lettered,
+            summary.skipped_empty
+        ),
+        (2, 2, 1),
+        "{summary}"
+    );
+
+    // A message that is not a quote, straight onto the topic.
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        stockstream_common::kafka::client_config(&kafka, "test").create()?;
+    producer
+        .send(
+            BaseRecord::<str, str>::to(&kafka.topics.quotes)
+                .key("HSI")
+                .payload("{not json"),
+        )
+        .map_err(|(error, _)| error)?;
+    producer.flush(Duration::from_secs(10))?;
+
+    let mut services = start_services(&kafka, &lake).await?;
+    wait_for_count(
+        &mut services,
+        "SELECT count(*) FROM quotes",
+        2,
+        Duration::from_secs(120),
+    )
+    .await?;
+    stop(services).await?;
+
+    let consumer: BaseConsumer =
+        stockstream_common::kafka::consumer_config(&kafka, "dlq-reader", "dlq-reader").create()?;
+    consumer.subscribe(&[kafka.topics.dlq.as_str()])?;
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while letters.len() < 3 && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+            let message = message?;
+            let headers: std::collections::BTreeMap<String, String> = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            letters.push((
+                headers,
+                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let from_ingest: Vec<_> = letters
+        .iter()
+        .filter(|(h, _)| h.get("stockstream-stage").map(String::as_str) == Some("ingest"))
+        .collect();
+    assert_eq!(from_ingest.len(), 2);
+    assert_eq!(from_ingest[0].0["stockstream-source-line"], "3");
+    assert!(
+        from_ingest[0].0["stockstream-error"].contains("below low"),
+        "{from_ingest:?}"
+    );
+    assert_eq!(from_ingest[0].1, "HSI,1990-01-03,10,8,9,11,11,100.0,1.4");
+    assert_eq!(from_ingest[1].0["stockstream-source-line"], "4");
+    assert!(
+        from_ingest[1].0["stockstream-error"].contains("Open"),
+        "{from_ingest:?}"
+    );
+    let from_sink: Vec<_> = letters
+        .iter()
+        .filter(|(h, _)| h.get("stockstream-stage").map(String::as_str) == Some("s3-sink"))
+        .collect();
+    assert_eq!(from_sink.len(), 1);
+    assert_eq!(from_sink[0].1, "{not json");
+    assert_eq!(
+        from_sink[0].0["stockstream-source-topic"],
+        kafka.topics.quotes
+    );
+    assert!(from_sink[0].0.contains_key("stockstream-source-offset"));
+    Ok(())
+}
