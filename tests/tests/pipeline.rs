@@ -488,7 +488,8 @@ async fn bad_rows_and_bad_messages_are_dead_lettered_with_their_origin() -> Resu
     stop(services).await?;
 
     let consumer: BaseConsumer =
-        stockstream_common::kafka::consumer_config(&kafka, "dlq-reader", "dlq-reader").create()?;
+        stockstream_common::kafka::consumer_config(&kafka, "dlq-reader", "dlq-reader", &[])
+            .create()?;
     consumer.subscribe(&[kafka.topics.dlq.as_str()])?;
     let mut letters = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);

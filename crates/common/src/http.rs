@@ -126,3 +126,18 @@ pub async fn serve(
     });
     Ok((bound, task))
 }
+
+/// Serves `router` on `listen` while `service` runs, and stops the listener only after `service`
+/// returned, so health probes and metrics stay available through the drain.
+pub async fn serve_while<T>(
+    listen: SocketAddr,
+    router: Router,
+    service: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    let http_shutdown = CancellationToken::new();
+    let (_address, task) = serve(listen, router, http_shutdown.clone()).await?;
+    let outcome = service.await;
+    http_shutdown.cancel();
+    let _ = task.await;
+    Ok(outcome)
+}

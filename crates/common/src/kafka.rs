@@ -20,45 +20,63 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Base client configuration for a client playing `role` (e.g. `sink-consumer`).
 pub fn client_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
+    client_config_with(kafka, role, &[])
+}
+
+/// Client configuration for `role`: bootstrap servers and client id, then `settings`, then the
+/// pass-through `kafka.options`, which win over both.
+pub fn client_config_with(
+    kafka: &KafkaConfig,
+    role: &str,
+    settings: &[(&str, &str)],
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("client.id", format!("{}-{role}", kafka.client_id));
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
     config
 }
 
-/// Configuration of an idempotent producer: `acks=all`, ordered retries, lz4 batches.
-///
-/// Callers may layer their own linger/batch settings; `kafka.options` still wins.
-pub fn producer_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
-    let mut config = client_config(kafka, role);
-    config
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5");
-    for (key, value) in &kafka.options {
-        config.set(key, value);
-    }
-    config
+/// Settings of every stockstream producer: idempotent, `acks=all`, lz4 batches.
+const PRODUCER_SETTINGS: [(&str, &str); 4] = [
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("compression.type", "lz4"),
+    ("linger.ms", "5"),
+];
+
+/// Configuration of an idempotent producer ([`PRODUCER_SETTINGS`], then `settings`, then
+/// `kafka.options`).
+pub fn producer_config(kafka: &KafkaConfig, role: &str, settings: &[(&str, &str)]) -> ClientConfig {
+    let all: Vec<(&str, &str)> = PRODUCER_SETTINGS.iter().chain(settings).copied().collect();
+    client_config_with(kafka, role, &all)
 }
 
-/// Configuration of a group consumer that never commits on its own.
-pub fn consumer_config(kafka: &KafkaConfig, role: &str, group_id: &str) -> ClientConfig {
-    let mut config = client_config(kafka, role);
-    config
-        .set("group.id", group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
-    for (key, value) in &kafka.options {
-        config.set(key, value);
-    }
-    config
+/// Configuration of a group consumer that never commits or stores offsets on its own.
+pub fn consumer_config(
+    kafka: &KafkaConfig,
+    role: &str,
+    group_id: &str,
+    settings: &[(&str, &str)],
+) -> ClientConfig {
+    let all: Vec<(&str, &str)> = [
+        ("group.id", group_id),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "false"),
+    ]
+    .iter()
+    .chain(settings)
+    .copied()
+    .collect();
+    client_config_with(kafka, role, &all)
 }
 
 /// The topics stockstream uses, with the partition count each is created with.

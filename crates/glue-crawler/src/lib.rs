@@ -29,7 +29,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::catalog::Catalog;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::http::{Readiness, ops_router, serve};
+use stockstream_common::http::{Readiness, ops_router, serve_while};
 use stockstream_common::kafka::{consumer_config, ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, open_store};
 use stockstream_common::telemetry::metrics_handle;
@@ -46,17 +46,14 @@ const MAX_BATCH: usize = 1000;
 /// Runs the catalog service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let readiness = Readiness::default();
-    let http_shutdown = CancellationToken::new();
-    let (_address, http_task) = serve(
+    let router = ops_router(readiness.clone(), metrics_handle());
+    // HTTP stops last, so probes and metrics see the drain.
+    serve_while(
         config.http.listen,
-        ops_router(readiness.clone(), metrics_handle()),
-        http_shutdown.clone(),
+        router,
+        follow_commits(&config, &readiness, &shutdown),
     )
-    .await?;
-    let outcome = follow_commits(&config, &readiness, &shutdown).await;
-    http_shutdown.cancel();
-    let _ = http_task.await;
-    outcome
+    .await?
 }
 
 /// Rebuilds the catalog from the lake and saves it (unless `dry_run`); returns what changed.
@@ -93,12 +90,14 @@ async fn follow_commits(
     readiness.set("catalog", true, format!("local catalog in {}", store.url()));
     ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
     let topic = config.kafka.topics.lake_commits.clone();
-    let consumer: StreamConsumer =
-        consumer_config(&config.kafka, "catalog-consumer", &config.crawler.group_id)
-            .create()
-            .map_err(|error| {
-                stockstream_common::Error::kafka("creating the catalog consumer", error)
-            })?;
+    let consumer: StreamConsumer = consumer_config(
+        &config.kafka,
+        "catalog-consumer",
+        &config.crawler.group_id,
+        &[],
+    )
+    .create()
+    .map_err(|error| stockstream_common::Error::kafka("creating the catalog consumer", error))?;
     consumer
         .subscribe(&[topic.as_str()])
         .map_err(|error| Error::Consume {

@@ -119,18 +119,19 @@ pub fn replay(
     let producer = if options.dry_run {
         None
     } else {
-        let mut client = producer_config(&config.kafka, "ingest-producer");
-        client
-            .set("compression.type", config.ingest.compression.as_str())
-            .set("linger.ms", config.ingest.linger.as_millis().to_string())
-            .set("batch.size", config.ingest.batch_bytes.to_string())
-            .set(
-                "message.timeout.ms",
-                config.ingest.delivery_timeout.as_millis().to_string(),
-            );
-        for (key, value) in &config.kafka.options {
-            client.set(key, value);
-        }
+        let linger = config.ingest.linger.as_millis().to_string();
+        let batch = config.ingest.batch_bytes.to_string();
+        let timeout = config.ingest.delivery_timeout.as_millis().to_string();
+        let client = producer_config(
+            &config.kafka,
+            "ingest-producer",
+            &[
+                ("compression.type", config.ingest.compression.as_str()),
+                ("linger.ms", &linger),
+                ("batch.size", &batch),
+                ("message.timeout.ms", &timeout),
+            ],
+        );
         Some(Producer::new(&client)?)
     };
 

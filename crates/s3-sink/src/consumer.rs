@@ -174,19 +174,23 @@ pub(crate) fn run_blocking(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let topic = config.kafka.topics.quotes.clone();
-    let consumer: SinkConsumer =
-        consumer_config(&config.kafka, "sink-consumer", &config.sink.group_id)
-            .create_with_context(SinkContext::default())
-            .map_err(|error| {
-                stockstream_common::Error::kafka("creating the sink consumer", error)
-            })?;
+    // Statistics feed the consumer-lag metric without extra requests (see `report_lag`).
+    let statistics_interval = LAG_INTERVAL.as_millis().to_string();
+    let consumer: SinkConsumer = consumer_config(
+        &config.kafka,
+        "sink-consumer",
+        &config.sink.group_id,
+        &[("statistics.interval.ms", &statistics_interval)],
+    )
+    .create_with_context(SinkContext::default())
+    .map_err(|error| stockstream_common::Error::kafka("creating the sink consumer", error))?;
     consumer
         .subscribe(&[topic.as_str()])
         .map_err(|error| Error::Consume {
             topic: topic.clone(),
             source: error,
         })?;
-    let producer = Producer::new(&producer_config(&config.kafka, "sink-producer"))?;
+    let producer = Producer::new(&producer_config(&config.kafka, "sink-producer", &[]))?;
     let columns = columns_of(&quote_file_schema())?;
     let mut sink = Sink {
         schema_fingerprint: schema_fingerprint(&columns),

@@ -26,7 +26,7 @@ mod progress;
 mod writer;
 
 use bytes::Bytes;
-use stockstream_common::http::{Readiness, ops_router, serve};
+use stockstream_common::http::{Readiness, ops_router, serve_while};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::{CONTROL_PREFIX, open_store};
 use stockstream_common::telemetry::metrics_handle;
@@ -38,18 +38,14 @@ pub use crate::error::{Error, Result};
 /// Runs the sink until `shutdown` is cancelled, then flushes, commits and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let readiness = Readiness::default();
-    let http_shutdown = CancellationToken::new();
-    let (_address, http_task) = serve(
+    let router = ops_router(readiness.clone(), metrics_handle());
+    // HTTP stops last, so probes and metrics see the drain.
+    serve_while(
         config.http.listen,
-        ops_router(readiness.clone(), metrics_handle()),
-        http_shutdown.clone(),
+        router,
+        consume(config, readiness, shutdown),
     )
-    .await?;
-    let outcome = consume(config, readiness, shutdown).await;
-    // HTTP stops last, so probes see the drain.
-    http_shutdown.cancel();
-    let _ = http_task.await;
-    outcome
+    .await?
 }
 
 async fn consume(config: Config, readiness: Readiness, shutdown: CancellationToken) -> Result<()> {
