@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use stockstream_common::config::{KafkaConfig, LakeConfig};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
+use stockstream_common::lake::LakeStore;
 use stockstream_e2e::{Tansu, csv_facts, http_get, kafka_config, query, run_interop, test_data};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -362,6 +363,11 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
         Duration::from_secs(120),
     )
     .await?;
+    // Each flush supersedes the previous intent of its partition, which is deleted: one is left.
+    let intents = store
+        .list(&format!("_stockstream/sink/{}/", kafka.topics.quotes))
+        .await?;
+    assert_eq!(intents.len(), 1, "{intents:?}");
 
     // Restart as a new consumer group, whose committed offsets say "start at 0": the sink must
     // resume from the lake's own record of what it holds.

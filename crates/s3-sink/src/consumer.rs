@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::progress::{FlushIntent, latest_intent, write_intent};
+use crate::progress::{FlushIntent, intent_key, latest_intent, write_intent};
 use crate::writer::encode_files;
 
 /// How long delivery of dead letters and commit events may take before the flush fails.
@@ -493,7 +493,8 @@ impl Sink {
                 "replayed range yields other files than the intent named"
             );
         }
-        self.write_and_commit(consumer, &intent, files, "recovery")?;
+        // Older intents left by the crash are listed, and removed, by the next regular flush.
+        self.write_and_commit(consumer, &intent, files, &[], "recovery")?;
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.resume = Resume::From(intent.end_offset + 1);
         }
@@ -554,10 +555,10 @@ impl Sink {
 
         // Fencing: if another sink flushed this range meanwhile (we were a paused zombie whose
         // partition moved), drop ours and reload the partition's position from the lake.
-        let (latest, _) =
+        let (latest, mut obsolete) =
             self.runtime
                 .block_on(latest_intent(store.as_ref(), &topic, partition))?;
-        if let Some(latest) = latest
+        if let Some(latest) = &latest
             && latest.end_offset >= start_offset
         {
             tracing::warn!(
@@ -570,6 +571,10 @@ impl Sink {
             return Ok(());
         }
 
+        // Once this flush completes, every intent listed above is superseded.
+        if let Some(latest) = &latest {
+            obsolete.push(intent_key(&topic, partition, latest.end_offset));
+        }
         let ingested_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
         let files = encode_files(
             &topic,
@@ -590,7 +595,7 @@ impl Sink {
         );
         self.runtime
             .block_on(write_intent(store.as_ref(), &intent))?;
-        self.write_and_commit(consumer, &intent, files, reason)?;
+        self.write_and_commit(consumer, &intent, files, &obsolete, reason)?;
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.resume = Resume::From(end_offset + 1);
         }
@@ -602,12 +607,14 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes the files of `intent`, announces them, then commits the partition's offset.
+    /// Writes the files of `intent`, announces them, commits the partition's offset, then deletes
+    /// the `obsolete` intents it supersedes.
     fn write_and_commit(
         &mut self,
         consumer: &SinkConsumer,
         intent: &FlushIntent,
         files: Vec<crate::writer::EncodedFile>,
+        obsolete: &[String],
         reason: &'static str,
     ) -> Result<()> {
         let store = self.store.clone();
@@ -648,14 +655,8 @@ impl Sink {
             metrics::commit_failed();
             tracing::warn!(partition = intent.partition, %error, "offset commit failed");
         }
-        // Older intents are no longer needed once this one is complete.
-        let (_, older) = self.runtime.block_on(latest_intent(
-            store.as_ref(),
-            &intent.topic,
-            intent.partition,
-        ))?;
-        for key in older {
-            self.runtime.block_on(store.delete(&key))?;
+        for key in obsolete {
+            self.runtime.block_on(store.delete(key))?;
         }
         metrics::flush(reason);
         metrics::records_written(rows);
