@@ -62,8 +62,9 @@ lint: ## rustfmt check and clippy with warnings denied
 test: tools lint ## Install what tests need, then run every test (unit, end-to-end, deploy checks)
 	@test -f "$(STOCKSTREAM_TEST_DATA)" || { echo "test data missing: $(STOCKSTREAM_TEST_DATA) (set STOCKSTREAM_TEST_DATA to indexProcessed-HSI-1986-2010.csv)"; exit 1; }
 	cargo build --workspace --bins
-	cargo test --workspace -- --test-threads=2
+	set -o pipefail; cargo test --workspace -- --test-threads=2 2>&1 | tee $(TARGET_DIR)/test-output.log
 	@scripts/verify-deploy.sh
+	@awk '/^test result:/ {passed += $$4; failed += $$6} END {printf "tests: %d passed, %d failed\n", passed, failed}' $(TARGET_DIR)/test-output.log
 
 .PHONY: clean-state
 clean-state: stop ## Stop the stack and delete its state (broker data, lake, offsets, logs)
