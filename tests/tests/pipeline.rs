@@ -363,10 +363,15 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
         Duration::from_secs(120),
     )
     .await?;
-    // Each flush supersedes the previous intent of its partition, which is deleted: one is left.
-    let intents = store
-        .list(&format!("_stockstream/sink/{}/", kafka.topics.quotes))
-        .await?;
+    // Each flush supersedes the previous intent of its partition, which is deleted once the flush
+    // finished (just after its files became queryable): one is left.
+    let intents_prefix = format!("_stockstream/sink/{}/", kafka.topics.quotes);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut intents = store.list(&intents_prefix).await?;
+    while intents.len() != 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        intents = store.list(&intents_prefix).await?;
+    }
     assert_eq!(intents.len(), 1, "{intents:?}");
 
     // Restart as a new consumer group, whose committed offsets say "start at 0": the sink must
