@@ -151,6 +151,16 @@ async fn wait_for_count(
     bail!("`{sql}` did not reach {expected} within {timeout:?}; last: {last}")
 }
 
+/// The sink's `stockstream_sink_records_skipped_total` (process-wide), read from `/metrics`.
+async fn skipped_records(api: SocketAddr) -> Result<u64> {
+    let (_, metrics) = http_get(api, "/metrics").await?;
+    Ok(metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("stockstream_sink_records_skipped_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64))
+}
+
 impl Drop for Services {
     /// A failing test still stops every service, so the runtime can shut down.
     fn drop(&mut self) {
@@ -379,12 +389,24 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     stop_sink(&mut services).await?;
     let mut fresh_group = sink_config(&kafka, &lake)?;
     fresh_group.sink.group_id = format!("{}-sink-second", kafka.client_id);
+    let skipped_before = skipped_records(api).await?;
     let sink_token = CancellationToken::new();
     services.sink = Some((
         sink_token.clone(),
         tokio::spawn(stockstream_s3_sink::run(fresh_group, sink_token)),
     ));
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Wait until the new sink has consumed and jumped over what the lake holds, then give it
+    // time to (wrongly) flush anything.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while skipped_records(api).await? < skipped_before + 2 * 5693 {
+        services.check_running().await?;
+        assert!(
+            Instant::now() < deadline,
+            "the fresh-group sink never skipped the lake's records"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     services.check_running().await?;
     let distinct = query(
         api,

@@ -412,6 +412,10 @@ impl Sink {
                     to = target,
                     "seeked to the lake's position"
                 );
+                if target > offset {
+                    // Records jumped over because the lake already holds them.
+                    metrics::skipped_already_in_lake((target - offset) as u64);
+                }
                 true
             }
             Err(error) => {
