@@ -127,23 +127,6 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[(String, i32)]) -> Res
     Ok(())
 }
 
-/// Checks that the cluster answers a metadata request for `topic` (readiness probes).
-pub fn check_topic(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<usize> {
-    let consumer: BaseConsumer = client_config(kafka, "probe")
-        .create()
-        .map_err(|error| Error::kafka("creating a probe client", error))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|error| Error::kafka(format!("fetching metadata of `{topic}`"), error))?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|candidate| candidate.name() == topic && candidate.error().is_none())
-        .map(|candidate| candidate.partitions().len())
-        .unwrap_or(0);
-    Ok(partitions)
-}
-
 /// Number of records currently held by `topic`: the sum over partitions of high minus low watermark.
 pub fn topic_record_count(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64> {
     let consumer: BaseConsumer = client_config(kafka, "watermarks")
@@ -187,7 +170,6 @@ pub struct DeliveryFailure {
 pub struct DeliveryTracker {
     in_flight: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     failures: std::sync::Mutex<Vec<DeliveryFailure>>,
-    delivered: std::sync::atomic::AtomicU64,
 }
 
 impl rdkafka::ClientContext for DeliveryTracker {}
@@ -199,19 +181,13 @@ impl rdkafka::producer::ProducerContext for DeliveryTracker {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&id);
         }
-        match result {
-            Ok(_) => {
-                self.delivered
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err((error, _message)) => {
-                if let Ok(mut failures) = self.failures.lock() {
-                    failures.push(DeliveryFailure {
-                        id: *id,
-                        error: error.to_string(),
-                    });
-                }
-            }
+        if let Err((error, _message)) = result
+            && let Ok(mut failures) = self.failures.lock()
+        {
+            failures.push(DeliveryFailure {
+                id: *id,
+                error: error.to_string(),
+            });
         }
     }
 }
@@ -307,14 +283,6 @@ impl Producer {
             .lock()
             .ok()
             .and_then(|in_flight| in_flight.first().copied())
-    }
-
-    /// Messages acknowledged so far.
-    pub fn delivered(&self) -> u64 {
-        self.inner
-            .context()
-            .delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
