@@ -100,6 +100,8 @@ start_broker() {
     --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
     --storage-engine "sqlite://tansu.db"
   wait_for "tansu on $BOOTSTRAP" 30 port_open "$BOOTSTRAP"
+  # tansu 0.6.0's sqlite schema has no index for fetching headers; add it (see the script).
+  python3 "$(dirname "$0")/tansu-index.py" "$VAR/tansu/tansu.db"
   say "tansu started (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP, data in $VAR/tansu/tansu.db"
 }
 

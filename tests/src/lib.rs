@@ -92,6 +92,16 @@ impl Tansu {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // tansu 0.6.0's sqlite schema has no index for fetching headers (scripts/tansu-index.py).
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tansu-index.py");
+        let indexed = Command::new(python())
+            .arg(&script)
+            .arg(dir.path().join("tansu.db"))
+            .status()
+            .context("running scripts/tansu-index.py")?;
+        if !indexed.success() {
+            bail!("scripts/tansu-index.py failed ({indexed})");
+        }
         Ok(Self {
             child,
             bootstrap,
@@ -183,24 +193,35 @@ pub async fn query(address: SocketAddr, sql: &str) -> Result<serde_json::Value> 
 
 /// A minimal HTTP/1.1 GET; returns status and body.
 pub async fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String)> {
-    http_request(address, "GET", path, "").await
+    http_request(address, "GET", path, "application/json", "").await
 }
 
 /// A minimal HTTP/1.1 POST (the tests need no HTTP client dependency); returns status and body.
 pub async fn http_post(address: SocketAddr, path: &str, body: &str) -> Result<(u16, String)> {
-    http_request(address, "POST", path, body).await
+    http_request(address, "POST", path, "application/json", body).await
+}
+
+/// A POST with a given content type.
+pub async fn http_post_as(
+    address: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<(u16, String)> {
+    http_request(address, "POST", path, content_type, body).await
 }
 
 async fn http_request(
     address: SocketAddr,
     method: &str,
     path: &str,
+    content_type: &str,
     body: &str,
 ) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
@@ -216,4 +237,45 @@ async fn http_request(
         .context("no status")?
         .parse()?;
     Ok((status, payload.to_string()))
+}
+
+/// A record as the independent reader (`tests/interop/read_topic.py`) saw it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TopicRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key as text.
+    pub key: Option<String>,
+    /// Value as text.
+    pub value: Option<String>,
+    /// Headers as text.
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl TopicRecord {
+    /// A header's value parsed as a number.
+    pub fn number(&self, header: &str) -> Option<u64> {
+        self.headers
+            .get(header)
+            .and_then(|value| value.parse().ok())
+    }
+
+    /// The record's position in its replay's order: `stockstream-source-position`, or the source
+    /// line when the header is absent (ingest omits it when both are equal).
+    pub fn position(&self) -> Option<u64> {
+        self.number("stockstream-source-position")
+            .or_else(|| self.number("stockstream-source-line"))
+    }
+}
+
+/// Every record of `topic`, read from the start by confluent-kafka.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<TopicRecord>> {
+    let output = run_interop("read_topic.py", &[bootstrap, topic])?;
+    output
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| Ok(serde_json::from_str(line)?))
+        .collect()
 }

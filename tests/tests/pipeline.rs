@@ -94,12 +94,8 @@ async fn replay(
     from_start: bool,
 ) -> Result<stockstream_ingest::ReplaySummary> {
     let config = config.clone();
-    let options = stockstream_ingest::ReplayOptions {
-        file: file.to_path_buf(),
-        from_start,
-        dry_run: false,
-        progress: false,
-    };
+    let mut options = stockstream_ingest::ReplayOptions::new(file);
+    options.from_start = from_start;
     let summary = tokio::task::spawn_blocking(move || {
         stockstream_ingest::replay(&config, &options, &CancellationToken::new())
     })

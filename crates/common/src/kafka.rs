@@ -129,13 +129,25 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[(String, i32)]) -> Res
 
 /// Number of records currently held by `topic`: the sum over partitions of high minus low watermark.
 pub fn topic_record_count(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64> {
+    Ok(topic_watermarks(kafka, topic, timeout)?
+        .iter()
+        .map(|(_, low, high)| high - low)
+        .sum())
+}
+
+/// `(partition, low, high)` watermarks of every partition of `topic`.
+pub fn topic_watermarks(
+    kafka: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>> {
     let consumer: BaseConsumer = client_config(kafka, "watermarks")
         .create()
         .map_err(|error| Error::kafka("creating a watermark client", error))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|error| Error::kafka(format!("fetching metadata of `{topic}`"), error))?;
-    let mut total = 0;
+    let mut watermarks = Vec::new();
     for found in metadata
         .topics()
         .iter()
@@ -150,10 +162,11 @@ pub fn topic_record_count(kafka: &KafkaConfig, topic: &str, timeout: Duration) -
                         error,
                     )
                 })?;
-            total += high - low;
+            watermarks.push((partition.id(), low, high));
         }
     }
-    Ok(total)
+    watermarks.sort_unstable();
+    Ok(watermarks)
 }
 
 /// A message whose delivery failed after librdkafka's own retries.
@@ -166,11 +179,20 @@ pub struct DeliveryFailure {
 }
 
 /// Tracks the deliveries of a [`Producer`]: which ids are still in flight and which failed.
+///
+/// It also remembers where acknowledged messages landed, per topic partition and in
+/// acknowledgement order, until [`Producer::take_landed_through`] consumes them: a replay uses
+/// this to know from which offsets its unacknowledged tail could be on the log after a crash.
 #[derive(Debug, Default)]
 pub struct DeliveryTracker {
     in_flight: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     failures: std::sync::Mutex<Vec<DeliveryFailure>>,
+    landed: std::sync::Mutex<Landed>,
+    track_landing: bool,
 }
+
+/// Acknowledged (id, offset) pairs per (topic, partition), in acknowledgement order.
+type Landed = std::collections::BTreeMap<(String, i32), std::collections::VecDeque<(u64, i64)>>;
 
 impl rdkafka::ClientContext for DeliveryTracker {}
 
@@ -181,13 +203,26 @@ impl rdkafka::producer::ProducerContext for DeliveryTracker {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&id);
         }
-        if let Err((error, _message)) = result
-            && let Ok(mut failures) = self.failures.lock()
-        {
-            failures.push(DeliveryFailure {
-                id: *id,
-                error: error.to_string(),
-            });
+        match result {
+            Ok(message) => {
+                if self.track_landing
+                    && let Ok(mut landed) = self.landed.lock()
+                {
+                    use rdkafka::Message as _;
+                    landed
+                        .entry((message.topic().to_string(), message.partition()))
+                        .or_default()
+                        .push_back((*id, message.offset()));
+                }
+            }
+            Err((error, _message)) => {
+                if let Ok(mut failures) = self.failures.lock() {
+                    failures.push(DeliveryFailure {
+                        id: *id,
+                        error: error.to_string(),
+                    });
+                }
+            }
         }
     }
 }
@@ -206,10 +241,50 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// Creates a producer from a client configuration (see [`producer_config`]).
     pub fn new(config: &ClientConfig) -> Result<Self> {
+        Self::with_tracker(config, DeliveryTracker::default())
+    }
+
+    /// Creates a producer that also records where each acknowledged message landed (see
+    /// [`Producer::take_landed_through`]). Ids must then be sent in increasing order.
+    pub fn tracking_offsets(config: &ClientConfig) -> Result<Self> {
+        Self::with_tracker(
+            config,
+            DeliveryTracker {
+                track_landing: true,
+                ..DeliveryTracker::default()
+            },
+        )
+    }
+
+    fn with_tracker(config: &ClientConfig, tracker: DeliveryTracker) -> Result<Self> {
         let inner = config
-            .create_with_context(DeliveryTracker::default())
+            .create_with_context(tracker)
             .map_err(|error| Error::kafka("creating a producer", error))?;
         Ok(Self { inner })
+    }
+
+    /// For each (topic, partition), the offset of the last acknowledged message whose id is at
+    /// most `id`; forgets those messages. Within a partition an idempotent producer's messages
+    /// land in the order they were sent, so every later message of increasing id lies after it.
+    pub fn take_landed_through(&self, id: u64) -> std::collections::BTreeMap<(String, i32), i64> {
+        let mut last = std::collections::BTreeMap::new();
+        if let Ok(mut landed) = self.inner.context().landed.lock() {
+            for (partition, acks) in landed.iter_mut() {
+                while let Some(&(acked, offset)) = acks.front() {
+                    if acked > id {
+                        break;
+                    }
+                    acks.pop_front();
+                    last.insert(partition.clone(), offset);
+                }
+            }
+        }
+        last
+    }
+
+    /// The number of messages queued or in flight in librdkafka.
+    pub fn in_flight_count(&self) -> i32 {
+        self.inner.in_flight_count()
     }
 
     /// Queues one message; waits while librdkafka's queue is full. `id` identifies it in

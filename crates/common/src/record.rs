@@ -108,14 +108,7 @@ impl Quote {
                 expected: "a number",
             })
         };
-        let date_text = field(1)?;
-        let trade_date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d").map_err(|_| {
-            QuoteError::Unparseable {
-                column: "Date",
-                value: date_text.to_string(),
-                expected: "a date (YYYY-MM-DD)",
-            }
-        })?;
+        let trade_date = parse_trade_date(field(1)?)?;
         let quote = Quote {
             symbol: field(0)?.to_string(),
             trade_date,
@@ -189,6 +182,226 @@ impl Quote {
         quote.validate()?;
         Ok(quote)
     }
+}
+
+/// The tutorial producer's message: one CSV row as pandas' `to_dict(orient="records")` gives it,
+/// serialized by kafka-python's `json.dumps` (the CSV's column names, numbers as floats).
+#[derive(Debug, Deserialize)]
+struct TutorialQuote {
+    #[serde(rename = "Index")]
+    index: String,
+    #[serde(rename = "Date")]
+    date: String,
+    #[serde(rename = "Open")]
+    open: f64,
+    #[serde(rename = "High")]
+    high: f64,
+    #[serde(rename = "Low")]
+    low: f64,
+    #[serde(rename = "Close")]
+    close: f64,
+    #[serde(rename = "Adj Close")]
+    adj_close: f64,
+    #[serde(rename = "Volume")]
+    volume: serde_json::Number,
+    #[serde(rename = "CloseUSD")]
+    close_usd: f64,
+}
+
+/// Which JSON format a message was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// stockstream's own format ([`Quote::to_json`]).
+    Stockstream,
+    /// The original tutorial's format: the CSV's column names (`Index`, `Date`, …, `CloseUSD`).
+    Tutorial,
+}
+
+impl Quote {
+    /// Decodes and validates a message in either [`WireFormat`]: stockstream's own, or the
+    /// tutorial producer's `{"Index": …, "Date": …, "Open": …, …, "CloseUSD": …}`.
+    pub fn from_any_json(payload: &[u8]) -> Result<(Self, WireFormat), QuoteError> {
+        match Self::from_json(payload) {
+            Ok(quote) => Ok((quote, WireFormat::Stockstream)),
+            Err(own) => {
+                let looks_like_tutorial = payload
+                    .windows(b"\"Index\"".len())
+                    .any(|window| window == b"\"Index\"");
+                if !looks_like_tutorial {
+                    return Err(own);
+                }
+                let row: TutorialQuote = serde_json::from_slice(payload).map_err(|error| {
+                    QuoteError::Json(format!("tutorial-format message: {error}"))
+                })?;
+                let volume = parse_volume(&row.volume.to_string())?;
+                let quote = Quote {
+                    symbol: row.index,
+                    trade_date: parse_trade_date(row.date.trim())?,
+                    open: row.open,
+                    high: row.high,
+                    low: row.low,
+                    close: row.close,
+                    adj_close: row.adj_close,
+                    volume,
+                    close_usd: row.close_usd,
+                };
+                quote.validate()?;
+                Ok((quote, WireFormat::Tutorial))
+            }
+        }
+    }
+}
+
+/// Accepted spellings of each column of [`CSV_COLUMNS`] in a header (compared case-insensitively):
+/// the dataset's own names and stockstream's field names.
+const COLUMN_ALIASES: [&[&str]; 9] = [
+    &["index", "symbol"],
+    &["date", "trade_date"],
+    &["open"],
+    &["high"],
+    &["low"],
+    &["close"],
+    &["adj close", "adj_close", "adjclose"],
+    &["volume"],
+    &["closeusd", "close_usd"],
+];
+
+/// Where each column of [`CSV_COLUMNS`] sits in a file, found from its header by name, so files
+/// with reordered or extra columns replay too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvLayout {
+    positions: [usize; 9],
+    width: usize,
+}
+
+impl CsvLayout {
+    /// Maps a header row (a leading byte-order mark and surrounding spaces are ignored).
+    pub fn from_header<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let normalized: Vec<String> = names
+            .iter()
+            .map(|name| {
+                name.as_ref()
+                    .trim_start_matches('\u{feff}')
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .collect();
+        let mut positions = [0; 9];
+        let mut missing = Vec::new();
+        for (column, aliases) in COLUMN_ALIASES.iter().enumerate() {
+            match normalized
+                .iter()
+                .position(|name| aliases.contains(&name.as_str()))
+            {
+                Some(position) => positions[column] = position,
+                None => missing.push(CSV_COLUMNS[column]),
+            }
+        }
+        if missing.is_empty() {
+            Ok(Self {
+                positions,
+                width: names.len(),
+            })
+        } else {
+            Err(format!(
+                "header `{}` lacks the column(s) {}; expected the columns of indexProcessed.csv: {}",
+                names
+                    .iter()
+                    .map(|name| name.as_ref().trim_start_matches('\u{feff}'))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                missing.join(", "),
+                CSV_COLUMNS.join(",")
+            ))
+        }
+    }
+
+    /// Number of fields every row must have (the header's).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Parses one data row laid out like the header.
+    pub fn parse<S: AsRef<str>>(&self, fields: &[S]) -> Result<Quote, QuoteError> {
+        if fields.len() != self.width {
+            return Err(QuoteError::FieldCount {
+                expected: self.width,
+                found: fields.len(),
+            });
+        }
+        let ordered: [&str; 9] = self.positions.map(|position| fields[position].as_ref());
+        Quote::from_csv_fields(&ordered)
+    }
+}
+
+/// Parses a trading day written in any common, unambiguous way: `2010-01-04`, `2010/01/04`,
+/// `2010.01.04`, `20100104`, `04.01.2010`, `04-Jan-2010`, `4 Jan 2010`, `Jan 4, 2010`, and
+/// `04/01/2010`-style dates only when the day is above 12 (or equals the month). A time of day of
+/// midnight (`2010-01-04 00:00:00`, `2010-01-04T00:00:00Z`, as pandas writes dates) is accepted.
+pub fn parse_trade_date(text: &str) -> Result<NaiveDate, QuoteError> {
+    let unparseable = |expected: &'static str| QuoteError::Unparseable {
+        column: "Date",
+        value: text.to_string(),
+        expected,
+    };
+    let date_part = match text.split_once(['T', ' ']) {
+        Some((date, time))
+            if text.len() > 10
+                && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && !text.as_bytes()[4].is_ascii_digit() =>
+        {
+            let time = time.trim().trim_end_matches('Z').trim_end_matches("+00:00");
+            let midnight = time.trim_start_matches(['0', ':', '.']).is_empty();
+            if !midnight {
+                return Err(unparseable("a date (a daily quote has no time of day)"));
+            }
+            date
+        }
+        _ => text,
+    };
+    for format in [
+        "%Y-%m-%d",
+        "%Y/%m/%d",
+        "%Y.%m.%d",
+        "%d.%m.%Y",
+        "%d-%b-%Y",
+        "%d %b %Y",
+        "%b %d, %Y",
+        "%b %d %Y",
+    ] {
+        // chrono's `%Y` also takes two-digit years; a century is never guessed.
+        if let Ok(date) = NaiveDate::parse_from_str(date_part, format)
+            && date.year() >= 1000
+        {
+            return Ok(date);
+        }
+    }
+    if date_part.len() == 8 && date_part.bytes().all(|byte| byte.is_ascii_digit()) {
+        return NaiveDate::parse_from_str(date_part, "%Y%m%d")
+            .map_err(|_| unparseable("a date (YYYYMMDD)"));
+    }
+    let parts: Vec<&str> = date_part.split(['/', '-']).collect();
+    if let [first, second, year] = parts.as_slice()
+        && year.len() == 4
+        && let (Ok(first), Ok(second), Ok(year)) = (
+            first.parse::<u32>(),
+            second.parse::<u32>(),
+            year.parse::<i32>(),
+        )
+    {
+        let (day, month) = if first == second || (first > 12 && second <= 12) {
+            (first, second)
+        } else if second > 12 && first <= 12 {
+            (second, first)
+        } else {
+            return Err(unparseable(
+                "an unambiguous date (both day-first and month-first readings are valid; use YYYY-MM-DD)",
+            ));
+        };
+        return NaiveDate::from_ymd_opt(year, month, day)
+            .ok_or_else(|| unparseable("a valid calendar date"));
+    }
+    Err(unparseable("a date (e.g. YYYY-MM-DD)"))
 }
 
 /// Symbols are short identifiers; the rule keeps them safe as Kafka keys and in lake paths.
@@ -285,6 +498,99 @@ mod tests {
             Err(QuoteError::FieldCount { found: 8, .. })
         ));
         assert!(Quote::from_json(b"{\"symbol\":\"HSI\"}").is_err());
+    }
+
+    #[test]
+    fn accepts_common_unambiguous_date_formats() {
+        let day = NaiveDate::from_ymd_opt(2010, 1, 4).expect("date");
+        for text in [
+            "2010-01-04",
+            "2010/01/04",
+            "2010.01.04",
+            "20100104",
+            "04.01.2010",
+            "04-Jan-2010",
+            "4 Jan 2010",
+            "Jan 4, 2010",
+            "2010-01-04 00:00:00",
+            "2010-01-04T00:00:00Z",
+            "2010-01-04T00:00:00.000",
+            "1/4/2010",
+        ] {
+            let parsed = parse_trade_date(text);
+            if text == "1/4/2010" {
+                let error = parsed.expect_err("ambiguous");
+                assert!(error.to_string().contains("unambiguous"), "{error}");
+            } else {
+                assert_eq!(parsed, Ok(day), "{text}");
+            }
+        }
+        let day = NaiveDate::from_ymd_opt(2010, 1, 24).expect("date");
+        assert_eq!(parse_trade_date("24/01/2010"), Ok(day));
+        assert_eq!(parse_trade_date("01/24/2010"), Ok(day));
+        assert!(parse_trade_date("2010-01-04 09:30:00").is_err());
+        assert!(parse_trade_date("10-01-04").is_err());
+        assert!(parse_trade_date("2010-13-40").is_err());
+    }
+
+    #[test]
+    fn header_maps_columns_by_name() {
+        let layout = CsvLayout::from_header(&[
+            "\u{feff}Date",
+            "Index",
+            "extra",
+            "Open",
+            "High",
+            "Low",
+            "Close",
+            "Adj Close",
+            "Volume",
+            "CloseUSD",
+        ])
+        .expect("maps");
+        let quote = layout
+            .parse(&[
+                "2010-01-11",
+                "HSI",
+                "x",
+                "22524.17969",
+                "22671.91992",
+                "22373.96094",
+                "22411.51953",
+                "22411.51953",
+                "1744637600.0",
+                "2913.",
+            ])
+            .expect("parses");
+        assert_eq!(quote, Quote::from_csv_fields(&ROW).expect("valid"));
+        let error = CsvLayout::from_header(&["Index", "Date"]).expect_err("missing columns");
+        assert!(error.contains("Open"), "{error}");
+        assert!(matches!(
+            layout.parse(&ROW),
+            Err(QuoteError::FieldCount {
+                expected: 10,
+                found: 9
+            })
+        ));
+    }
+
+    #[test]
+    fn decodes_the_tutorial_producers_messages() {
+        let payload = br#"{"Index": "HSI", "Date": "1986-12-31", "Open": 2568.300049, "High": 2568.300049, "Low": 2568.300049, "Close": 2568.300049, "Adj Close": 2568.300049, "Volume": 0.0, "CloseUSD": 333.879006}"#;
+        let (quote, format) = Quote::from_any_json(payload).expect("decodes");
+        assert_eq!(format, WireFormat::Tutorial);
+        assert_eq!(quote.symbol, "HSI");
+        assert_eq!(quote.volume, 0);
+        assert_eq!(quote.close_usd, 333.879006);
+        let own = Quote::from_csv_fields(&ROW).expect("valid");
+        assert_eq!(
+            Quote::from_any_json(&own.to_json()).expect("own format"),
+            (own, WireFormat::Stockstream)
+        );
+        let error = Quote::from_any_json(br#"{"Index": "HSI", "Date": "1986-12-31"}"#)
+            .expect_err("incomplete");
+        assert!(error.to_string().contains("tutorial"), "{error}");
+        assert!(Quote::from_any_json(b"not json").is_err());
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stockstream_common::config::{
-    KafkaConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load, parse_duration,
+    HttpConfig, KafkaConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load, parse_duration,
 };
 use stockstream_common::{Error, Result};
 
@@ -16,6 +16,11 @@ compression = "lz4"
 linger = "5ms"
 batch_bytes = 1000000
 delivery_timeout = "120s"
+max_body_bytes = 8388608
+drain_deadline = "30s"
+
+[http]
+listen = "127.0.0.1:9100"
 "#;
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +32,7 @@ struct RawConfig {
     lake: LakeSection,
     telemetry: TelemetryConfig,
     ingest: RawIngestSection,
+    http: HttpConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +43,8 @@ struct RawIngestSection {
     linger: String,
     batch_bytes: u64,
     delivery_timeout: String,
+    max_body_bytes: usize,
+    drain_deadline: String,
 }
 
 /// Producer compression codecs that every Kafka-protocol broker stockstream targets delivers.
@@ -70,6 +78,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Ingest settings.
     pub ingest: IngestConfig,
+    /// HTTP listener of the push service (`serve`): `/v1/quotes` and the operations endpoints.
+    pub http: HttpConfig,
 }
 
 /// Settings of ingest (section `[ingest]`).
@@ -85,6 +95,10 @@ pub struct IngestConfig {
     pub batch_bytes: u64,
     /// How long a record may wait for its acknowledgement before it counts as failed.
     pub delivery_timeout: Duration,
+    /// Largest request body `POST /v1/quotes` accepts.
+    pub max_body_bytes: usize,
+    /// How long the push service may take after SIGTERM to answer open requests and flush.
+    pub drain_deadline: Duration,
 }
 
 impl Config {
@@ -106,6 +120,9 @@ impl Config {
                 ));
             }
         };
+        if ingest.max_body_bytes == 0 {
+            return Err(Error::config("ingest.max_body_bytes", "must be at least 1"));
+        }
         if ingest.batch_bytes == 0 {
             return Err(Error::config("ingest.batch_bytes", "must be at least 1"));
         }
@@ -121,7 +138,10 @@ impl Config {
                     "ingest.delivery_timeout",
                     &ingest.delivery_timeout,
                 )?,
+                max_body_bytes: ingest.max_body_bytes,
+                drain_deadline: parse_duration("ingest.drain_deadline", &ingest.drain_deadline)?,
             },
+            http: raw.http,
         })
     }
 }

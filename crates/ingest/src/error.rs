@@ -60,5 +60,12 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A Kafka client error with what was being done.
+    pub fn kafka(context: impl Into<String>, error: rdkafka::error::KafkaError) -> Self {
+        Error::Common(stockstream_common::Error::kafka(context, error))
+    }
+}
+
 /// Result of ingest.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

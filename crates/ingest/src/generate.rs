@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 pub struct GenerateOptions {
     /// Symbols, each with its own price path.
     pub symbols: Vec<String>,
-    /// Trading days per symbol.
+    /// Trading days per symbol; 0 streams without end.
     pub days: u32,
     /// First calendar day (moved forward to a weekday).
     pub start: NaiveDate,
@@ -41,7 +41,7 @@ pub struct QuoteGenerator {
     normal: Normal<f64>,
     symbols: Vec<(String, f64, f64)>,
     date: NaiveDate,
-    days_left: u32,
+    days_left: Option<u32>,
     index: usize,
 }
 
@@ -67,7 +67,7 @@ impl QuoteGenerator {
             normal,
             symbols,
             date: next_weekday(options.start),
-            days_left: options.days,
+            days_left: (options.days > 0).then_some(options.days),
             index: 0,
         })
     }
@@ -84,7 +84,7 @@ impl Iterator for QuoteGenerator {
     type Item = Quote;
 
     fn next(&mut self) -> Option<Quote> {
-        if self.days_left == 0 {
+        if self.days_left == Some(0) {
             return None;
         }
         let z = self.normal.sample(&mut self.rng);
@@ -112,7 +112,9 @@ impl Iterator for QuoteGenerator {
         self.index += 1;
         if self.index == self.symbols.len() {
             self.index = 0;
-            self.days_left -= 1;
+            if let Some(days_left) = self.days_left.as_mut() {
+                *days_left -= 1;
+            }
             self.date = next_weekday(self.date.succ_opt().unwrap_or(self.date));
         }
         Some(quote)
@@ -123,12 +125,44 @@ fn round(value: f64) -> f64 {
     (value * 1e6).round() / 1e6
 }
 
+/// File formats the generator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    /// `indexProcessed.csv` columns.
+    Csv,
+    /// One JSON record per line in stockstream's wire format (pre-serialized messages, e.g. for
+    /// a benchmark peer).
+    Ndjson,
+}
+
 /// Writes generated quotes as an `indexProcessed.csv`-shaped file; returns the rows written.
 pub fn write_csv(options: &GenerateOptions, path: &Path) -> Result<u64> {
+    write_file(options, path, FileFormat::Csv)
+}
+
+/// Writes generated quotes to `path` in `format`; returns the rows written.
+pub fn write_file(options: &GenerateOptions, path: &Path, format: FileFormat) -> Result<u64> {
     let write_error = |source| Error::Write {
         path: PathBuf::from(path),
         source,
     };
+    if options.days == 0 {
+        return Err(Error::Usage(
+            "a file needs a number of days (--days 0 streams without end to Kafka only)".into(),
+        ));
+    }
+    if format == FileFormat::Ndjson {
+        let file = std::fs::File::create(path).map_err(write_error)?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut rows = 0;
+        for quote in QuoteGenerator::new(options)? {
+            out.write_all(&quote.to_json()).map_err(write_error)?;
+            out.write_all(b"\n").map_err(write_error)?;
+            rows += 1;
+        }
+        out.flush().map_err(write_error)?;
+        return Ok(rows);
+    }
     if let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -158,6 +192,64 @@ pub fn write_csv(options: &GenerateOptions, path: &Path) -> Result<u64> {
     }
     out.flush().map_err(write_error)?;
     Ok(rows)
+}
+
+/// What streaming generated quotes did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StreamSummary {
+    /// Records acknowledged by Kafka.
+    pub produced: u64,
+    /// Records not delivered after librdkafka's retries.
+    pub failed: u64,
+    /// Whether a shutdown signal stopped the stream.
+    pub interrupted: bool,
+    /// Wall-clock seconds.
+    pub elapsed_seconds: f64,
+}
+
+/// Streams generated quotes into the quotes topic at `rate` rows per second (`None`: as fast as
+/// the broker takes them) until the generator ends or `shutdown` fires; then waits for every
+/// acknowledgement. Records carry the source `generator:<seed>` and their sequence number.
+pub fn stream(
+    config: &crate::Config,
+    options: &GenerateOptions,
+    rate: Option<f64>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<StreamSummary> {
+    let started = std::time::Instant::now();
+    let emitter = crate::emit::Emitter::new(config)?;
+    let origin = crate::emit::Origin {
+        source: format!("generator:{}", options.seed),
+        file: String::new(),
+        pass: 0,
+    };
+    let mut pacer = crate::emit::Pacer::new(rate);
+    let mut summary = StreamSummary::default();
+    let mut last_log = std::time::Instant::now();
+    for (sequence, quote) in QuoteGenerator::new(options)?.enumerate() {
+        if !pacer.wait(shutdown) {
+            summary.interrupted = true;
+            break;
+        }
+        let sequence = sequence as u64 + 1;
+        emitter.quote(&origin, &quote, sequence, sequence)?;
+        summary.produced += 1;
+        if last_log.elapsed() >= std::time::Duration::from_secs(5) {
+            last_log = std::time::Instant::now();
+            tracing::info!(produced = summary.produced, "generating");
+        }
+    }
+    emitter
+        .producer()
+        .flush(config.ingest.delivery_timeout + std::time::Duration::from_secs(5))?;
+    let failures = emitter.producer().take_failures();
+    summary.failed = failures.len() as u64;
+    summary.produced -= summary.failed;
+    if let Some(first) = failures.first() {
+        tracing::error!(count = failures.len(), error = %first.error, "generated records were not delivered");
+    }
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -207,6 +299,39 @@ mod tests {
             first[0].trade_date,
             NaiveDate::from_ymd_opt(2020, 1, 6).expect("monday")
         );
+    }
+
+    #[test]
+    fn ndjson_output_is_the_wire_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.ndjson");
+        assert_eq!(
+            write_file(&options(1), &path, FileFormat::Ndjson).expect("writes"),
+            600
+        );
+        let expected: Vec<Quote> = QuoteGenerator::new(&options(1))
+            .expect("generator")
+            .collect();
+        let text = std::fs::read_to_string(&path).expect("reads");
+        let decoded: Vec<Quote> = text
+            .lines()
+            .map(|line| Quote::from_json(line.as_bytes()).expect("decodes"))
+            .collect();
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn zero_days_is_unbounded() {
+        let mut unbounded = options(3);
+        unbounded.days = 0;
+        assert_eq!(
+            QuoteGenerator::new(&unbounded)
+                .expect("generator")
+                .take(10_000)
+                .count(),
+            10_000
+        );
+        assert!(write_csv(&unbounded, Path::new("/nonexistent/never.csv")).is_err());
     }
 
     #[test]

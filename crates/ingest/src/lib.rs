@@ -1,20 +1,31 @@
-//! `stockstream-ingest`: gets stock market data into Kafka.
+//! `stockstream-ingest`: gets stock market data into Kafka, without losing or repeating a row.
 //!
-//! - `replay`: every row of an `indexProcessed.csv`-shaped file into the `quotes` topic, as JSON
-//!   keyed by symbol with a schema-version header, through an idempotent producer (`acks=all`).
-//!   Bad rows go to `quotes.dlq` with the file, line and reason. Progress per file is recorded by
-//!   content fingerprint, so replaying the same file again resumes instead of sending rows twice.
-//! - `generate`: a deterministic synthetic dataset of the same shape (GBM prices per symbol).
+//! - `replay`: an `indexProcessed.csv`-shaped file into the `quotes` topic in one of three modes
+//!   ([`Mode`]): `max` (file order, as fast as the broker takes it), `ordered` (a market replay in
+//!   trade-date order paced by trading days or rows per second), `sample` (the original tutorial:
+//!   a random row every interval). Records are JSON keyed by symbol with a schema-version header,
+//!   sent by an idempotent producer (`acks=all`). Bad rows go to `quotes.dlq` with the file, line
+//!   and reason. Progress is recorded per file content ([`offsets`]) and the tail a crashed run
+//!   left on the log is read back ([`emit::recover`]), so a restart — even after SIGKILL — sends
+//!   every row exactly once.
+//! - `generate`: deterministic synthetic quotes (GBM prices per symbol) as a CSV or NDJSON file,
+//!   or streamed to Kafka at a rate.
+//! - `serve`: the push service, `POST /v1/quotes` with NDJSON or CSV bodies ([`serve`]).
 //! - `topics`: creates the pipeline's topics (brokers such as tansu do not auto-create them).
 //! - `count`: how many records a topic holds (used by `make run` to wait for the lake).
 
 pub mod config;
+pub mod emit;
 pub mod error;
 pub mod generate;
 pub mod offsets;
 pub mod replay;
+pub mod serve;
+pub mod source;
 
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
-pub use crate::generate::{GenerateOptions, QuoteGenerator, write_csv};
-pub use crate::replay::{ReplayOptions, ReplaySummary, replay};
+pub use crate::generate::{
+    FileFormat, GenerateOptions, QuoteGenerator, StreamSummary, stream, write_csv, write_file,
+};
+pub use crate::replay::{Mode, ReplayOptions, ReplaySummary, replay};

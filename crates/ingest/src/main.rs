@@ -2,18 +2,23 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use stockstream_common::kafka::{
     ADMIN_TIMEOUT, ensure_topics, pipeline_topics, topic_record_count,
 };
-use stockstream_common::shutdown::signal_token;
+use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
 use stockstream_ingest::replay::require_file;
-use stockstream_ingest::{Config, GenerateOptions, ReplayOptions, replay, write_csv};
+use stockstream_ingest::{
+    Config, FileFormat, GenerateOptions, Mode, ReplayOptions, replay, stream, write_file,
+};
 
-/// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes.
+/// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes, and serves
+/// an HTTP push endpoint. Every record is acknowledged by Kafka (idempotent producer, acks=all)
+/// before it counts; bad rows go to the dead-letter topic with their origin and reason.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -26,40 +31,84 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay a CSV file (indexProcessed.csv columns) into the quotes topic, resuming where an
-    /// earlier replay of the same content stopped.
+    /// Replay a CSV file (indexProcessed.csv columns, found by header name) into the quotes
+    /// topic, resuming where an earlier replay of the same content stopped.
+    #[command(
+        after_help = "Exit status: 0 done, 1 records not delivered (run again to resume), \
+2 bad usage or file, 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
+    )]
     Replay {
         /// The CSV file.
         #[arg(long)]
         file: PathBuf,
+        /// max: file order, as fast as the broker takes it; ordered: all indices merged in
+        /// trade-date order, paced by --speed or --rate; sample: a random row every --interval
+        /// (the original tutorial's producer).
+        #[arg(long, value_enum, default_value = "max")]
+        mode: Mode,
+        /// Rows per second (max, ordered); unpaced when absent.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Trading days per second (ordered).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Time between two rows in sample mode (e.g. 1s, 250ms).
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
+        interval: Duration,
+        /// Stop after this many rows (sample); runs until stopped when absent.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Seed of the random choice (sample); the same seed picks the same rows.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Start a new pass over the file each time one completes, until stopped.
+        #[arg(long = "loop")]
+        looping: bool,
         /// Forget recorded progress and replay the whole file again.
         #[arg(long)]
         from_start: bool,
-        /// Validate the file and print the summary without producing.
+        /// Stop (exit status 3) once more than N rows of this run were dead-lettered.
+        #[arg(long, value_name = "N")]
+        max_bad_rows: Option<u64>,
+        /// Validate and encode the file and print the summary without producing.
         #[arg(long)]
         dry_run: bool,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Write a synthetic dataset in the indexProcessed.csv format.
+    /// Generate synthetic quotes (geometric Brownian motion per symbol, deterministic per seed):
+    /// into a file with --output, otherwise streamed into the quotes topic.
     Generate {
-        /// Output file.
+        /// Output file; without it the quotes go to Kafka.
         #[arg(long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
+        /// Format of the output file: csv (indexProcessed.csv columns) or ndjson (one wire-format
+        /// record per line).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FileFormat,
         /// Comma-separated symbols.
         #[arg(long, default_value = "SYN1,SYN2,SYN3", value_delimiter = ',')]
         symbols: Vec<String>,
-        /// Trading days per symbol.
+        /// Number of symbols named SYN1, SYN2, …; replaces --symbols.
+        #[arg(long)]
+        symbol_count: Option<u32>,
+        /// Trading days per symbol; 0 streams without end (Kafka only).
         #[arg(long, default_value_t = 2500)]
         days: u32,
         /// First day (YYYY-MM-DD).
         #[arg(long, default_value = "2000-01-03")]
         start: NaiveDate,
-        /// Random seed; the same seed gives the same file.
+        /// Random seed; the same seed gives the same quotes.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Rows per second when streaming to Kafka; unpaced when absent.
+        #[arg(long)]
+        rate: Option<f64>,
     },
+    /// Run the push service: POST /v1/quotes (NDJSON or CSV), /metrics, /health/livez,
+    /// /health/readyz on http.listen (default 127.0.0.1:9100).
+    Serve,
     /// Create the pipeline's topics if they do not exist.
     Topics,
     /// Print how many records a topic holds (sum over partitions of high minus low watermark).
@@ -68,6 +117,10 @@ enum Command {
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("`{text}`: {error}"))
 }
 
 fn main() -> ExitCode {
@@ -79,6 +132,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(args.command, Command::Serve) {
+        let drain = config.ingest.drain_deadline;
+        let telemetry = config.telemetry.clone();
+        return run_service("stockstream-ingest", &telemetry, drain, |shutdown| {
+            stockstream_ingest::serve::serve(config, shutdown)
+        });
+    }
     init_tracing(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,7 +155,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("stockstream-ingest: {error}");
-            ExitCode::FAILURE
+            let usage = error
+                .downcast_ref::<stockstream_ingest::Error>()
+                .is_some_and(|error| {
+                    matches!(
+                        error,
+                        stockstream_ingest::Error::Usage(_)
+                            | stockstream_ingest::Error::Format { .. }
+                    )
+                });
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -104,7 +177,15 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
     match command {
         Command::Replay {
             file,
+            mode,
+            rate,
+            speed,
+            interval,
+            count,
+            seed,
+            looping,
             from_start,
+            max_bad_rows,
             dry_run,
             json,
         } => {
@@ -115,8 +196,16 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
             let shutdown = signal_token();
             let options = ReplayOptions {
                 file,
+                mode,
+                rate,
+                speed,
+                interval,
+                count,
+                seed,
+                looping,
                 from_start,
                 dry_run,
+                max_bad_rows,
                 progress: true,
             };
             let summary =
@@ -126,7 +215,11 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
             } else {
                 println!("{summary}");
             }
-            Ok(if summary.interrupted {
+            Ok(if summary.failed > 0 {
+                ExitCode::FAILURE
+            } else if summary.stopped.is_some() {
+                ExitCode::from(3)
+            } else if summary.interrupted {
                 ExitCode::from(130)
             } else {
                 ExitCode::SUCCESS
@@ -134,24 +227,55 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
         }
         Command::Generate {
             output,
+            format,
             symbols,
+            symbol_count,
             days,
             start,
             seed,
+            rate,
         } => {
+            let symbols = match symbol_count {
+                Some(count) => (1..=count).map(|index| format!("SYN{index}")).collect(),
+                None => symbols,
+            };
             let options = GenerateOptions {
                 symbols,
                 days,
                 start,
                 seed,
             };
-            let rows = write_csv(&options, &output)?;
+            if let Some(output) = output {
+                let rows = write_file(&options, &output, format)?;
+                println!(
+                    "generated {rows} rows into {} (seed {seed})",
+                    output.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
+            let shutdown = signal_token();
+            let summary =
+                tokio::task::spawn_blocking(move || stream(&config, &options, rate, &shutdown))
+                    .await??;
             println!(
-                "generated {rows} rows into {} (seed {seed})",
-                output.display()
+                "generated {} records into Kafka in {:.1}s ({} not delivered){}",
+                summary.produced,
+                summary.elapsed_seconds,
+                summary.failed,
+                if summary.interrupted {
+                    " — interrupted"
+                } else {
+                    ""
+                }
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(if summary.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
+        Command::Serve => unreachable!("served by run_service"),
         Command::Topics => {
             let topics = pipeline_topics(&config.kafka);
             ensure_topics(&config.kafka, &topics).await?;

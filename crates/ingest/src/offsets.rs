@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// Version of the store's format.
+const DOCUMENT_VERSION: u32 = 2;
 /// Bytes of a file that identify it.
 const FINGERPRINT_BYTES: u64 = 64 * 1024;
 
@@ -37,17 +39,35 @@ pub fn fingerprint(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// Progress of one file into one topic.
+/// Progress of one file into one topic, like a Kafka Connect source offset.
+///
+/// A replay goes through the file in *passes* (`--from-start` and `--loop` start a new one). Within
+/// a pass every row has a *position* in the order the mode sends rows (the file line in `max`
+/// mode, the rank in trade-date order in `ordered` mode); all rows up to [`SourceOffset::position`]
+/// are acknowledged by Kafka. Rows after it may be on the log too (acknowledged, or in flight when
+/// the process died): they lie at or after [`SourceOffset::scan_from`], where a restart reads them
+/// back instead of sending them again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceOffset {
     /// Path the file was last replayed from (informational).
     pub file: PathBuf,
-    /// Last line of the file whose record Kafka acknowledged, and every line before it.
-    pub line: u64,
-    /// Records produced from this file so far.
+    /// Replay mode of the pass (`max` or `ordered`): positions mean different things in each.
+    pub mode: String,
+    /// Number of the current pass, from 1.
+    pub pass: u64,
+    /// Every row of the pass up to this position is acknowledged.
+    pub position: u64,
+    /// Whether the pass reached the end of the file.
+    pub complete: bool,
+    /// Records produced in this pass so far.
     pub produced: u64,
-    /// Rows dead-lettered from this file so far.
+    /// Rows dead-lettered in this pass so far.
     pub dead_lettered: u64,
+    /// All-empty rows skipped in this pass so far.
+    pub skipped_empty: u64,
+    /// Per `topic/partition`: the offset from which records of this pass beyond `position` may
+    /// be on the log.
+    pub scan_from: BTreeMap<String, i64>,
     /// When the offset was recorded.
     pub updated_at: DateTime<Utc>,
 }
@@ -74,12 +94,23 @@ impl OffsetStore {
             message,
         };
         std::fs::create_dir_all(state_dir).map_err(|io| error(io.to_string()))?;
+        let fresh = Document {
+            version: DOCUMENT_VERSION,
+            sources: BTreeMap::new(),
+        };
         let document = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|json| error(json.to_string()))?,
-            Err(io) if io.kind() == std::io::ErrorKind::NotFound => Document {
-                version: 1,
-                sources: BTreeMap::new(),
-            },
+            Ok(bytes) => {
+                let document: Document =
+                    serde_json::from_slice(&bytes).map_err(|json| error(json.to_string()))?;
+                if document.version != DOCUMENT_VERSION {
+                    return Err(error(format!(
+                        "format version {} is not {DOCUMENT_VERSION}; move the file away to start over",
+                        document.version
+                    )));
+                }
+                document
+            }
+            Err(io) if io.kind() == std::io::ErrorKind::NotFound => fresh,
             Err(io) => return Err(error(io.to_string())),
         };
         Ok(Self { path, document })
@@ -140,9 +171,14 @@ mod tests {
         assert!(store.get("quotes", "f").is_none());
         let offset = SourceOffset {
             file: "x.csv".into(),
-            line: 42,
+            mode: "max".into(),
+            pass: 1,
+            position: 42,
+            complete: false,
             produced: 41,
             dead_lettered: 0,
+            skipped_empty: 0,
+            scan_from: BTreeMap::from([("quotes/0".to_string(), 17)]),
             updated_at: Utc::now(),
         };
         store.record("quotes", "f", offset.clone()).expect("record");

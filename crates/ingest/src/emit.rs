@@ -1,0 +1,324 @@
+//! Sending rows to Kafka with their origin, and reading back what a crashed run already sent.
+//!
+//! Every record ingest produces carries its origin in headers: the source (the first 16 hex
+//! digits of the file's fingerprint, or `generator:<seed>`), the pass, the source line and, when
+//! it differs from the line, the row's position in the order of the mode. Dead letters carry the
+//! same headers plus the reason, stage and file name.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers as _;
+use rdkafka::{Offset, TopicPartitionList};
+use stockstream_common::config::KafkaConfig;
+use stockstream_common::kafka::{
+    ADMIN_TIMEOUT, Producer, client_config_with, headers, producer_config, topic_watermarks,
+};
+use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Header naming the source of a record (file fingerprint prefix or generator).
+pub const SOURCE_HEADER: &str = "stockstream-source";
+/// Header with the replay pass.
+pub const PASS_HEADER: &str = "stockstream-source-pass";
+/// Header with the line of the source file.
+pub const LINE_HEADER: &str = "stockstream-source-line";
+/// Header with the row's position in the mode's order, when it is not its line.
+pub const POSITION_HEADER: &str = "stockstream-source-position";
+
+/// Where records come from, stamped on each of them.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Source id (see [`SOURCE_HEADER`]).
+    pub source: String,
+    /// File name for dead letters.
+    pub file: String,
+    /// Pass number.
+    pub pass: u64,
+}
+
+/// Produces quotes and dead letters with their origin; ids are row positions.
+#[derive(Debug)]
+pub struct Emitter {
+    producer: Producer,
+    quotes_topic: String,
+    dlq_topic: String,
+}
+
+impl Emitter {
+    /// An idempotent producer with ingest's batch settings.
+    pub fn new(config: &Config) -> Result<Self> {
+        let linger = config.ingest.linger.as_millis().to_string();
+        let batch = config.ingest.batch_bytes.to_string();
+        let timeout = config.ingest.delivery_timeout.as_millis().to_string();
+        let client = producer_config(
+            &config.kafka,
+            "ingest-producer",
+            &[
+                ("compression.type", config.ingest.compression.as_str()),
+                ("linger.ms", &linger),
+                ("batch.size", &batch),
+                ("message.timeout.ms", &timeout),
+            ],
+        );
+        Ok(Self {
+            producer: Producer::tracking_offsets(&client)?,
+            quotes_topic: config.kafka.topics.quotes.clone(),
+            dlq_topic: config.kafka.topics.dlq.clone(),
+        })
+    }
+
+    /// The producer (for checkpoints: what is in flight, where records landed).
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// The topics records of a pass can land in.
+    pub fn topics(&self) -> [&str; 2] {
+        [&self.quotes_topic, &self.dlq_topic]
+    }
+
+    /// Queues a quote, keyed by its symbol.
+    pub fn quote(&self, origin: &Origin, quote: &Quote, line: u64, position: u64) -> Result<()> {
+        let pass = origin.pass.to_string();
+        let line_text = line.to_string();
+        let position_text = position.to_string();
+        let mut pairs = vec![
+            (SCHEMA_VERSION_HEADER, SCHEMA_VERSION),
+            (SOURCE_HEADER, origin.source.as_str()),
+            (PASS_HEADER, pass.as_str()),
+            (LINE_HEADER, line_text.as_str()),
+        ];
+        if position != line {
+            pairs.push((POSITION_HEADER, position_text.as_str()));
+        }
+        self.producer.send(
+            &self.quotes_topic,
+            quote.symbol.as_bytes(),
+            &quote.to_json(),
+            headers(&pairs),
+            position,
+        )?;
+        metrics::counter!("stockstream_ingest_records_produced_total").increment(1);
+        Ok(())
+    }
+
+    /// Queues a dead letter: the raw row, with the reason and its origin.
+    pub fn dead_letter(
+        &self,
+        origin: &Origin,
+        raw: &str,
+        reason: &str,
+        line: u64,
+        position: u64,
+    ) -> Result<()> {
+        tracing::warn!(file = %origin.file, line, %reason, "dead-lettering a bad row");
+        let pass = origin.pass.to_string();
+        let line_text = line.to_string();
+        let position_text = position.to_string();
+        let mut pairs = vec![
+            ("stockstream-error", reason),
+            ("stockstream-stage", "ingest"),
+            ("stockstream-source-file", origin.file.as_str()),
+            (SOURCE_HEADER, origin.source.as_str()),
+            (PASS_HEADER, pass.as_str()),
+            (LINE_HEADER, line_text.as_str()),
+        ];
+        if position != line {
+            pairs.push((POSITION_HEADER, position_text.as_str()));
+        }
+        self.producer.send(
+            &self.dlq_topic,
+            b"",
+            raw.as_bytes(),
+            headers(&pairs),
+            position,
+        )?;
+        metrics::counter!("stockstream_ingest_dead_letters_total").increment(1);
+        Ok(())
+    }
+}
+
+/// Current end offsets of every partition of `topics`, as `topic/partition` → offset: where the
+/// records of a new pass will start.
+pub fn log_ends(kafka: &KafkaConfig, topics: &[&str]) -> Result<BTreeMap<String, i64>> {
+    let mut ends = BTreeMap::new();
+    for topic in topics {
+        for (partition, _low, high) in topic_watermarks(kafka, topic, ADMIN_TIMEOUT)? {
+            ends.insert(format!("{topic}/{partition}"), high);
+        }
+    }
+    Ok(ends)
+}
+
+/// What a crashed run of a pass had already put on the log beyond its last checkpoint.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Positions found (records and dead letters).
+    pub positions: HashSet<u64>,
+    /// Of which records on the quotes topic.
+    pub produced: u64,
+    /// Of which dead letters.
+    pub dead_lettered: u64,
+}
+
+/// Reads every partition in `scan_from` from its offset to its current end and collects the
+/// positions beyond `after` of records stamped with `source` and `pass`; `None` if `shutdown`
+/// fired first.
+///
+/// Uses its own consumer without a group (nothing is committed) and stops at the end offsets
+/// read at the start, so it never waits on a broker holding fetches at the end of the log.
+pub fn recover(
+    kafka: &KafkaConfig,
+    scan_from: &BTreeMap<String, i64>,
+    source: &str,
+    pass: u64,
+    after: u64,
+    dlq_topic: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<Recovered>> {
+    let mut recovered = Recovered::default();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let topics: std::collections::BTreeSet<&str> = scan_from
+        .keys()
+        .filter_map(|key| key.rsplit_once('/').map(|(topic, _)| topic))
+        .collect();
+    for topic in topics {
+        for (partition, _low, high) in topic_watermarks(kafka, topic, ADMIN_TIMEOUT)? {
+            let Some(&from) = scan_from.get(&format!("{topic}/{partition}")) else {
+                continue;
+            };
+            if high > from {
+                assignment
+                    .add_partition_offset(topic, partition, Offset::Offset(from))
+                    .map_err(|error| Error::kafka("assigning a partition to read back", error))?;
+                ends.insert((topic.to_string(), partition), high);
+            }
+        }
+    }
+    if ends.is_empty() {
+        return Ok(Some(recovered));
+    }
+    let to_read: i64 = ends
+        .iter()
+        .map(|((topic, partition), high)| high - scan_from[&format!("{topic}/{partition}")])
+        .sum();
+    tracing::info!(
+        partitions = ends.len(),
+        records = to_read,
+        "reading back what the previous run sent after its last checkpoint"
+    );
+    let consumer: BaseConsumer = client_config_with(
+        kafka,
+        "ingest-readback",
+        &[
+            ("group.id", "stockstream-ingest-readback"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ],
+    )
+    .create()
+    .map_err(|error| Error::kafka("creating the read-back consumer", error))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|error| Error::kafka("assigning partitions to read back", error))?;
+    let pass_text = pass.to_string();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ends.is_empty() {
+        if shutdown.is_cancelled() {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "reading back the previous run's records did not finish within 5 minutes ({} partition(s) left)",
+                ends.len()
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message =
+            message.map_err(|error| Error::kafka("reading back the previous run", error))?;
+        let key = (message.topic().to_string(), message.partition());
+        if let Some(end) = ends.get(&key)
+            && message.offset() + 1 >= *end
+        {
+            ends.remove(&key);
+        }
+        let Some(found) = message.headers() else {
+            continue;
+        };
+        let mut same_source = false;
+        let mut same_pass = false;
+        let mut line = None;
+        let mut position = None;
+        for header in found.iter() {
+            let value = header
+                .value
+                .and_then(|value| std::str::from_utf8(value).ok());
+            match header.key {
+                SOURCE_HEADER => same_source = value == Some(source),
+                PASS_HEADER => same_pass = value == Some(pass_text.as_str()),
+                LINE_HEADER => line = value.and_then(|value| value.parse::<u64>().ok()),
+                POSITION_HEADER => position = value.and_then(|value| value.parse::<u64>().ok()),
+                _ => {}
+            }
+        }
+        if let (true, true, Some(position)) = (same_source, same_pass, position.or(line))
+            && position > after
+            && recovered.positions.insert(position)
+        {
+            if message.topic() == dlq_topic {
+                recovered.dead_lettered += 1;
+            } else {
+                recovered.produced += 1;
+            }
+        }
+    }
+    Ok(Some(recovered))
+}
+
+/// Paces sending at a steady rate of units (rows or trading days) per second.
+#[derive(Debug)]
+pub struct Pacer {
+    started: Instant,
+    per_unit: Option<Duration>,
+    units: u64,
+}
+
+impl Pacer {
+    /// `per_second` units per second; `None` sends as fast as possible.
+    pub fn new(per_second: Option<f64>) -> Self {
+        Self {
+            started: Instant::now(),
+            per_unit: per_second.map(|rate| Duration::from_secs_f64(1.0 / rate)),
+            units: 0,
+        }
+    }
+
+    /// Waits until the next unit is due; returns `false` if `shutdown` fired meanwhile.
+    pub fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let Some(per_unit) = self.per_unit else {
+            return !shutdown.is_cancelled();
+        };
+        let due = self.started + per_unit.mul_f64(self.units as f64);
+        self.units += 1;
+        loop {
+            if shutdown.is_cancelled() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= due {
+                return true;
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
+        }
+    }
+}
