@@ -49,6 +49,11 @@ catalog: ## Print the local catalog as JSON
 crawl: ## Rebuild the local catalog by scanning the lake
 	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler crawl
 
+.PHONY: bench-ingest
+bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a confluent-kafka producer (1M rows, BENCH_ROWS=…)
+	cargo build --release -p stockstream-ingest --bin stockstream-ingest
+	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_ingest.py
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all

@@ -504,16 +504,32 @@ async fn bad_rows_and_bad_messages_are_dead_lettered_with_their_origin() -> Resu
                 .payload("{not json"),
         )
         .map_err(|(error, _)| error)?;
+    // The original tutorial's producer: the CSV's column names, floats, no key, no headers.
+    producer
+        .send(BaseRecord::<str, str>::to(&kafka.topics.quotes).payload(
+            r#"{"Index": "N225", "Date": "1990-01-08", "Open": 10.5, "High": 12.0, "Low": 9.0, "Close": 11.0, "Adj Close": 11.0, "Volume": 100.0, "CloseUSD": 0.08}"#,
+        ))
+        .map_err(|(error, _)| error)?;
     producer.flush(Duration::from_secs(10))?;
 
     let mut services = start_services(&kafka, &lake).await?;
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes",
-        2,
+        3,
         Duration::from_secs(120),
     )
     .await?;
+    let tutorial = query(
+        services.api,
+        "SELECT open, volume, close_usd FROM quotes WHERE symbol = 'N225'",
+    )
+    .await?;
+    assert_eq!(
+        tutorial["rows"],
+        serde_json::json!([[10.5, 100, 0.08]]),
+        "{tutorial}"
+    );
     stop(services).await?;
 
     let consumer: BaseConsumer =

@@ -742,7 +742,7 @@ impl Sink {
     }
 }
 
-/// Decodes one message of our wire format.
+/// Decodes one message: stockstream's wire format or the tutorial's (see [`Quote::from_any_json`]).
 fn decode(message: &BorrowedMessage<'_>) -> std::result::Result<Quote, String> {
     if let Some(message_headers) = message.headers() {
         for header in message_headers.iter() {
@@ -762,5 +762,8 @@ fn decode(message: &BorrowedMessage<'_>) -> std::result::Result<Quote, String> {
     let payload = message
         .payload()
         .ok_or_else(|| "message has no payload".to_string())?;
-    Quote::from_json(payload).map_err(|error| error.to_string())
+    // Our wire format, or the original tutorial producer's (CSV column names, no key or headers).
+    Quote::from_any_json(payload)
+        .map(|(quote, _format)| quote)
+        .map_err(|error| error.to_string())
 }
