@@ -63,6 +63,11 @@ lint: ## rustfmt check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Tests talk to moto, never to AWS: dummy credentials, no instance-metadata lookups.
+test: export AWS_ACCESS_KEY_ID = stockstream-test
+test: export AWS_SECRET_ACCESS_KEY = stockstream-test
+test: export AWS_REGION = us-east-1
+test: export AWS_EC2_METADATA_DISABLED = true
 .PHONY: test
 test: tools lint ## Install what tests need, then run every test (unit, end-to-end, deploy checks)
 	@test -f "$(STOCKSTREAM_TEST_DATA)" || { echo "test data missing: $(STOCKSTREAM_TEST_DATA) (set STOCKSTREAM_TEST_DATA to indexProcessed-HSI-1986-2010.csv)"; exit 1; }

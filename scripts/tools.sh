@@ -8,7 +8,7 @@ CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="$CACHE/tansu-$TANSU_VERSION"
 VENV="$CACHE/venv"
-PY_PACKAGES=(duckdb==1.4.1 confluent-kafka==2.12.0)
+PY_PACKAGES=(duckdb==1.4.1 confluent-kafka==2.12.0 "moto[server,s3,glue]==5.2.5")
 
 mkdir -p "$CACHE"
 

@@ -279,3 +279,63 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<TopicRecord>> {
         .map(|line| Ok(serde_json::from_str(line)?))
         .collect()
 }
+
+/// A moto server (S3, Glue and the other AWS APIs, in memory) on a free port, killed on drop.
+///
+/// The AWS SDK takes credentials from the standard chain; `make test` exports dummy
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and `AWS_REGION`, so no test can reach real AWS.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:port`.
+    pub endpoint: String,
+    /// The server's address.
+    pub address: SocketAddr,
+}
+
+impl Moto {
+    /// Starts moto and waits until it answers.
+    pub fn start() -> Result<Self> {
+        for variable in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+            if std::env::var_os(variable).is_none() {
+                bail!(
+                    "{variable} is not set: run the tests with `make test` (it sets dummy AWS credentials for moto)"
+                );
+            }
+        }
+        let port = free_port();
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto (install it with `make tools`)")?;
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not listen on {address} within 30s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            child,
+            endpoint: format!("http://{address}"),
+            address,
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -156,10 +156,50 @@ fn validate_topic_name(key: &str, name: &str) -> Result<()> {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LakeSection {
-    /// `local` (a directory) — `s3` arrives with the S3 backend.
+    /// `local` (a directory) or `s3` (Amazon S3 or an S3-compatible store).
     pub backend: String,
     /// Root directory of the local lake.
     pub root: PathBuf,
+    /// S3: the bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// S3: key prefix of the lake inside the bucket (no leading or trailing `/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// AWS region; the standard chain (`AWS_REGION`, profile) when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override for S3-compatible stores (MinIO, moto, LocalStack).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
+    #[serde(default)]
+    pub force_path_style: bool,
+}
+
+/// Where and how to reach an AWS API: region and optional endpoint override. Credentials always
+/// come from the standard AWS chain (environment, profile, web identity, instance role).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AwsEndpoint {
+    /// Region; the standard chain decides when absent.
+    pub region: Option<String>,
+    /// Endpoint override.
+    pub endpoint: Option<String>,
+}
+
+impl AwsEndpoint {
+    /// Loads the AWS SDK configuration: the standard credential and region chain, then the
+    /// region and endpoint given here.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
 }
 
 /// Where the lake lives.
@@ -169,6 +209,17 @@ pub enum LakeConfig {
     Local {
         /// Root directory of the lake.
         root: PathBuf,
+    },
+    /// An S3 bucket (objects appear whole when their upload completes).
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix of the lake (may be empty).
+        prefix: String,
+        /// Region and endpoint.
+        aws: AwsEndpoint,
+        /// Path-style addressing.
+        force_path_style: bool,
     },
 }
 
@@ -182,9 +233,25 @@ impl LakeSection {
                 }
                 Ok(LakeConfig::Local { root: self.root })
             }
+            "s3" => {
+                let bucket = self
+                    .bucket
+                    .filter(|bucket| !bucket.is_empty())
+                    .ok_or_else(|| Error::config("lake.bucket", "is required with backend s3"))?;
+                let prefix = self.prefix.trim_matches('/').to_string();
+                Ok(LakeConfig::S3 {
+                    bucket,
+                    prefix,
+                    aws: AwsEndpoint {
+                        region: self.region,
+                        endpoint: self.endpoint,
+                    },
+                    force_path_style: self.force_path_style,
+                })
+            }
             other => Err(Error::config(
                 "lake.backend",
-                format!("unknown backend `{other}` (known: local)"),
+                format!("unknown backend `{other}` (known: local, s3)"),
             )),
         }
     }

@@ -34,6 +34,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An S3 request failed (after the SDK's own retries).
+    #[error("S3 {operation} `{key}` failed: {message}")]
+    S3 {
+        operation: &'static str,
+        key: String,
+        message: String,
+    },
+
     /// A lake object does not exist.
     #[error("lake object `{key}` not found")]
     NotFound { key: String },
@@ -79,7 +87,7 @@ impl Error {
     /// Whether retrying the same operation later may succeed (network, broker or storage hiccups).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Kafka { .. } | Error::Lake { .. } | Error::Io { .. } => true,
+            Error::Kafka { .. } | Error::Lake { .. } | Error::Io { .. } | Error::S3 { .. } => true,
             Error::Config { .. }
             | Error::ConfigLoad(_)
             | Error::TopicCreation { .. }

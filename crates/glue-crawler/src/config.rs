@@ -4,11 +4,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use stockstream_common::config::AwsEndpoint;
 use stockstream_common::config::{
     HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
     parse_duration,
 };
 use stockstream_common::{Error, Result};
+
+use crate::glue::{GlueSettings, Strategy};
 
 const CRAWLER_DEFAULTS: &str = r#"
 [crawler]
@@ -16,6 +19,11 @@ mode = "local"
 database = "stockstream"
 group_id = "stockstream-glue-crawler"
 batch_window = "200ms"
+strategy = "partitions"
+crawler_name = "stockstream-lake"
+crawler_role = ""
+crawler_debounce = "60s"
+poll_interval = "15s"
 
 [http]
 listen = "127.0.0.1:9102"
@@ -38,13 +46,24 @@ struct RawCrawlerSection {
     database: String,
     group_id: String,
     batch_window: String,
+    strategy: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    glue_endpoint: Option<String>,
+    crawler_name: String,
+    crawler_role: String,
+    crawler_debounce: String,
+    poll_interval: String,
 }
 
 /// Where the catalog is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CatalogMode {
     /// A Glue-shaped JSON catalog inside the lake (`_stockstream/catalog/catalog.json`).
     Local,
+    /// The AWS Glue Data Catalog.
+    Glue(GlueSettings),
 }
 
 /// The catalog service's validated configuration.
@@ -73,6 +92,8 @@ pub struct CrawlerConfig {
     pub group_id: String,
     /// How long to gather further events after the first before applying them together.
     pub batch_window: Duration,
+    /// How often a running Glue crawler is polled (`glue` mode, `crawler` strategy).
+    pub poll_interval: Duration,
 }
 
 impl Config {
@@ -80,15 +101,48 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let defaults = format!("{SHARED_DEFAULTS}\n{CRAWLER_DEFAULTS}");
         let raw: RawConfig = load(&defaults, file)?;
-        let mode = match raw.crawler.mode.as_str() {
+        let crawler = &raw.crawler;
+        let mode = match crawler.mode.as_str() {
             "local" => CatalogMode::Local,
+            "glue" => {
+                let strategy = Strategy::parse(&crawler.strategy).ok_or_else(|| {
+                    Error::config(
+                        "crawler.strategy",
+                        format!(
+                            "unknown strategy `{}` (known: partitions, projection, crawler)",
+                            crawler.strategy
+                        ),
+                    )
+                })?;
+                if strategy == Strategy::Crawler && crawler.crawler_role.is_empty() {
+                    return Err(Error::config(
+                        "crawler.crawler_role",
+                        "the crawler strategy needs the IAM role the Glue crawler runs as",
+                    ));
+                }
+                let optional = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+                CatalogMode::Glue(GlueSettings {
+                    strategy,
+                    aws: AwsEndpoint {
+                        region: optional(&crawler.region),
+                        endpoint: optional(&crawler.glue_endpoint),
+                    },
+                    crawler_name: crawler.crawler_name.clone(),
+                    crawler_role: crawler.crawler_role.clone(),
+                    crawler_debounce: parse_duration(
+                        "crawler.crawler_debounce",
+                        &crawler.crawler_debounce,
+                    )?,
+                })
+            }
             other => {
                 return Err(Error::config(
                     "crawler.mode",
-                    format!("unknown mode `{other}` (known: local)"),
+                    format!("unknown mode `{other}` (known: local, glue)"),
                 ));
             }
         };
+        let poll_interval = parse_duration("crawler.poll_interval", &crawler.poll_interval)?;
         let database = raw.crawler.database;
         let valid_name = !database.is_empty()
             && database
@@ -111,6 +165,7 @@ impl Config {
                 database,
                 group_id: raw.crawler.group_id,
                 batch_window: parse_duration("crawler.batch_window", &raw.crawler.batch_window)?,
+                poll_interval,
             },
             http: raw.http,
         })

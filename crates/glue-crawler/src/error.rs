@@ -15,6 +15,13 @@ pub enum Error {
         source: rdkafka::error::KafkaError,
     },
 
+    /// An AWS Glue request failed (after the SDK's retries) or reported per-item errors.
+    #[error("Glue {operation} failed: {message}")]
+    Glue {
+        operation: &'static str,
+        message: String,
+    },
+
     /// A data file's footer could not be read to learn its schema.
     #[error("cannot read the schema of `{key}`: {reason}")]
     Schema { key: String, reason: String },
@@ -26,6 +33,9 @@ impl Error {
         match self {
             Error::Common(error) => error.is_retryable(),
             Error::Consume { .. } => true,
+            Error::Glue { message, .. } => {
+                !(message.contains("AccessDenied") || message.contains("not authorized"))
+            }
             Error::Schema { .. } => false,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stockstream_common::shutdown::run_service;
-use stockstream_glue_crawler::{Config, crawl_and_save, load_catalog, run};
+use stockstream_glue_crawler::{Config, crawl_and_save, load_catalog, run, sync_glue};
 
 /// Keeps the catalog current from `lake.commits` events; rebuilds or prints it on demand.
 #[derive(Debug, Parser)]
@@ -26,6 +26,13 @@ enum Command {
     /// Rebuild the catalog by scanning the lake; prints what was added, removed and inconsistent.
     Crawl {
         /// Report only; do not replace the catalog.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Reconcile AWS Glue with the lake (crawler.mode = "glue"): register what Glue lacks,
+    /// report what Glue lists but the lake does not hold.
+    Sync {
+        /// Report only; change nothing in Glue.
         #[arg(long)]
         dry_run: bool,
     },
@@ -52,6 +59,12 @@ fn main() -> ExitCode {
         ),
         Command::Crawl { dry_run } => one_shot(async move {
             let report = crawl_and_save(&config, dry_run)
+                .await
+                .map_err(|error| error.to_string())?;
+            serde_json::to_string_pretty(&report).map_err(|error| error.to_string())
+        }),
+        Command::Sync { dry_run } => one_shot(async move {
+            let report = sync_glue(&config, dry_run)
                 .await
                 .map_err(|error| error.to_string())?;
             serde_json::to_string_pretty(&report).map_err(|error| error.to_string())

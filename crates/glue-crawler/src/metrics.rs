@@ -26,3 +26,13 @@ pub(crate) fn tables_changed(count: u64) {
 pub(crate) fn catalog_lag(seconds: f64) {
     histogram!("stockstream_catalog_lag_seconds").record(seconds);
 }
+
+/// Glue crawler runs started.
+pub(crate) fn crawler_starts(count: u64) {
+    counter!("stockstream_catalog_crawler_starts_total").increment(count);
+}
+
+/// Times a crawler start found a crawl running and waited for it.
+pub(crate) fn crawler_waits(count: u64) {
+    counter!("stockstream_catalog_crawler_waits_total").increment(count);
+}

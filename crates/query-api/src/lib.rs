@@ -45,7 +45,18 @@ impl RunningApi {
 
 /// Binds the listener and starts serving; returns once listening.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<RunningApi> {
-    let store = open_store(&config.lake)?;
+    if matches!(
+        config.lake,
+        stockstream_common::config::LakeConfig::S3 { .. }
+    ) && config.query.engine == QueryEngineKind::DataFusion
+    {
+        return Err(stockstream_common::Error::config(
+            "query.engine",
+            "the embedded DataFusion engine reads a local lake; a lake on S3 is queried through Amazon Athena",
+        )
+        .into());
+    }
+    let store = open_store(&config.lake).await?;
     let readiness = Readiness::default();
     match Catalog::load(store.as_ref()).await {
         Ok(catalog) => readiness.set(

@@ -49,7 +49,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
 }
 
 async fn consume(config: Config, readiness: Readiness, shutdown: CancellationToken) -> Result<()> {
-    let store = open_store(&config.lake)?;
+    let store = open_store(&config.lake).await?;
     store
         .put(
             &format!("{CONTROL_PREFIX}probe/s3-sink"),

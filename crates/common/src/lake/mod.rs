@@ -14,6 +14,7 @@
 
 mod layout;
 mod parquet;
+mod s3;
 mod store;
 
 pub use self::layout::{
@@ -21,4 +22,5 @@ pub use self::layout::{
     parse_partition_path, partition_path, quote_partition, quote_partition_keys,
 };
 pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes, quote_file_schema};
+pub use self::s3::{MULTIPART_THRESHOLD, S3Store};
 pub use self::store::{LakeStore, LocalStore, ObjectMeta, open_store};

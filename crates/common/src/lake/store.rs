@@ -22,7 +22,7 @@ pub struct ObjectMeta {
 
 /// Object storage for the lake, with atomic visibility: a reader sees an object whole or not at all.
 ///
-/// Implementations: [`LocalStore`] (a directory); S3 arrives with the S3 backend.
+/// Implementations: [`LocalStore`] (a directory) and [`S3Store`](super::S3Store).
 #[async_trait::async_trait]
 pub trait LakeStore: Send + Sync + Debug {
     /// Writes `bytes` under `key`, replacing any previous object atomically.
@@ -40,9 +40,17 @@ pub trait LakeStore: Send + Sync + Debug {
 }
 
 /// Opens the store described by `config`.
-pub fn open_store(config: &LakeConfig) -> Result<Arc<dyn LakeStore>> {
+pub async fn open_store(config: &LakeConfig) -> Result<Arc<dyn LakeStore>> {
     match config {
         LakeConfig::Local { root } => Ok(Arc::new(LocalStore::new(root)?)),
+        LakeConfig::S3 {
+            bucket,
+            prefix,
+            aws,
+            force_path_style,
+        } => Ok(Arc::new(
+            super::s3::S3Store::connect(bucket, prefix, aws, *force_path_style).await?,
+        )),
     }
 }
 
