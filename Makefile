@@ -54,6 +54,14 @@ bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a conflu
 	cargo build --release -p stockstream-ingest --bin stockstream-ingest
 	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_ingest.py
 
+.PHONY: bench-catalog
+bench-catalog: export AWS_ACCESS_KEY_ID = stockstream-bench
+bench-catalog: export AWS_SECRET_ACCESS_KEY = stockstream-bench
+bench-catalog: export AWS_REGION = us-east-1
+bench-catalog: export AWS_EC2_METADATA_DISABLED = true
+bench-catalog: tools ## Benchmark: time from a new partition's first record to its catalog entry (local and Glue on moto)
+	cargo test -p stockstream-e2e --test bench_catalog -- --ignored --nocapture
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all
