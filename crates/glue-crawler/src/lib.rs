@@ -8,7 +8,14 @@
 //!
 //! - Local mode (the embedded default): a Glue-shaped JSON catalog in the lake
 //!   (`_stockstream/catalog/catalog.json`), replaced atomically, read by the query API.
-//! - `crawl` rebuilds the catalog from the lake alone (repairing missed events); `show` prints it.
+//! - Glue mode (`crawler.mode = "glue"`): the AWS Glue Data Catalog, with the strategies of
+//!   [`glue`]: `partitions` (register partitions with `BatchCreatePartition`), `projection`
+//!   (Athena partition projection, nothing to register) or `crawler` (a Glue crawler started,
+//!   debounced, when new data arrive). A batch Glue refuses (throttling, an outage, missing
+//!   permissions) is retried with backoff, its offsets stay uncommitted, and `/health/readyz`
+//!   reports the error until it succeeds.
+//! - `crawl` rebuilds the local catalog from the lake alone (repairing missed events); `sync`
+//!   reconciles Glue with the lake; `show` prints the local catalog.
 //!
 //! The service serves `/metrics`, `/health/livez` and `/health/readyz` on `http.listen`
 //! (default `127.0.0.1:9102`).
