@@ -16,6 +16,10 @@ use crate::{Error, Result};
 
 /// Objects larger than this are uploaded in parts.
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// How long connecting to S3 may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one attempt of a request may take (the SDK retries failed attempts).
+const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Size of each part of a multipart upload (S3's minimum is 5 MiB).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
@@ -44,8 +48,15 @@ impl S3Store {
         force_path_style: bool,
     ) -> Result<Self> {
         let sdk = aws.sdk_config().await;
+        // Bounded attempts: an unreachable or stalled endpoint fails the request (and the sink
+        // backs off and reports not ready) instead of hanging a flush forever.
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(force_path_style)
+            .timeout_config(timeouts)
             .build();
         Ok(Self {
             client: aws_sdk_s3::Client::from_conf(config),

@@ -1,0 +1,39 @@
+"""Independent check of the lake with DuckDB: counts rows and (kafka_partition, kafka_offset)
+pairs, and compares them with the topic's end offsets.
+
+usage: lake_offsets.py LAKE_ROOT PARTITION=END_OFFSET...
+prints one JSON object: rows, distinct, duplicates, missing (offsets below the end not in the lake)
+"""
+import glob
+import json
+import os
+import sys
+
+import duckdb
+
+
+def main(lake, ends):
+    files = sorted(glob.glob(os.path.join(lake, "quotes", "**", "*.parquet"), recursive=True))
+    if not files:
+        print(json.dumps({"rows": 0, "distinct": 0, "duplicates": 0, "missing": sum(ends.values()), "files": 0}))
+        return 0
+    con = duckdb.connect()
+    listing = "[" + ",".join("'" + path.replace("'", "''") + "'" for path in files) + "]"
+    rows, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM read_parquet({listing})"
+    ).fetchone()
+    missing = 0
+    for partition, end in ends.items():
+        present = con.execute(
+            f"SELECT count(DISTINCT kafka_offset) FROM read_parquet({listing}) "
+            f"WHERE kafka_partition = {partition} AND kafka_offset < {end}"
+        ).fetchone()[0]
+        missing += end - present
+    print(json.dumps({"rows": rows, "distinct": distinct, "duplicates": rows - distinct,
+                      "missing": missing, "files": len(files)}))
+    return 0
+
+
+if __name__ == "__main__":
+    ends = {int(p): int(e) for p, e in (arg.split("=") for arg in sys.argv[2:])}
+    sys.exit(main(sys.argv[1], ends))
