@@ -22,9 +22,14 @@ use crate::{Error, Result};
 /// Prefix of configuration environment variables; sections and keys are separated by `__`.
 pub const ENV_PREFIX: &str = "STOCKSTREAM";
 
+/// Sections that belong to one service each. One configuration file (or one environment) may
+/// serve every service: a service ignores the other services' sections.
+pub const SERVICE_SECTIONS: [&str; 4] = ["ingest", "sink", "crawler", "query"];
+
 /// Merges `defaults` (TOML), the optional `file` and the `STOCKSTREAM__…` environment into `R`.
 ///
-/// A key that `R` does not know is an error naming the key, never silently ignored.
+/// A key that `R` does not know is an error naming the key, never silently ignored — except the
+/// sections of other services ([`SERVICE_SECTIONS`] absent from `defaults`), which are dropped.
 pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<R> {
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
@@ -47,7 +52,14 @@ pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<
             .separator("__")
             .try_parsing(true),
     );
-    Ok(builder.build()?.try_deserialize()?)
+    let mut table = builder.build()?.cache.into_table()?;
+    table.retain(|section, _| {
+        !SERVICE_SECTIONS.contains(&section.as_str())
+            || defaults
+                .lines()
+                .any(|line| line.trim() == format!("[{section}]"))
+    });
+    Ok(config::Value::from(table).try_deserialize()?)
 }
 
 /// Parses a human duration such as `250ms`, `5s` or `1m` for the configuration key `key`.
@@ -346,6 +358,13 @@ mod tests {
         std::fs::write(&path, "[kafka]\nbootstrap_server = \"typo:1\"\n").expect("write");
         let error = load::<Raw>(SHARED_DEFAULTS, Some(&path)).expect_err("typo rejected");
         assert!(error.to_string().contains("bootstrap_server"), "{error}");
+
+        // Another service's section is ignored; an unknown section is not.
+        std::fs::write(&path, "[sink]\nflush_records = 5\n").expect("write");
+        assert!(load::<Raw>(SHARED_DEFAULTS, Some(&path)).is_ok());
+        std::fs::write(&path, "[sinks]\nflush_records = 5\n").expect("write");
+        let error = load::<Raw>(SHARED_DEFAULTS, Some(&path)).expect_err("unknown section");
+        assert!(error.to_string().contains("sinks"), "{error}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ flush_records = 100000
 flush_interval = "2s"
 row_group_size = 131072
 poll_timeout = "100ms"
+session_timeout = "10s"
 
 [http]
 listen = "127.0.0.1:9101"
@@ -41,6 +42,7 @@ struct RawSinkSection {
     flush_interval: String,
     row_group_size: usize,
     poll_timeout: String,
+    session_timeout: String,
 }
 
 /// The sink's validated configuration.
@@ -71,6 +73,9 @@ pub struct SinkConfig {
     pub row_group_size: NonZeroUsize,
     /// How long one poll of the consumer waits for a message.
     pub poll_timeout: Duration,
+    /// Consumer group session timeout: how soon the partitions of a crashed instance move to a
+    /// live one (Kafka's `session.timeout.ms`; heartbeats go every third of it).
+    pub session_timeout: Duration,
 }
 
 impl Config {
@@ -95,6 +100,7 @@ impl Config {
                 flush_interval: parse_duration("sink.flush_interval", &sink.flush_interval)?,
                 row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
                 poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,
+                session_timeout: parse_duration("sink.session_timeout", &sink.session_timeout)?,
             },
             http: raw.http,
         })

@@ -176,11 +176,17 @@ pub(crate) fn run_blocking(
     let topic = config.kafka.topics.quotes.clone();
     // Statistics feed the consumer-lag metric without extra requests (see `report_lag`).
     let statistics_interval = LAG_INTERVAL.as_millis().to_string();
+    let session_timeout = config.sink.session_timeout.as_millis().to_string();
+    let heartbeat_interval = (config.sink.session_timeout / 3).as_millis().to_string();
     let consumer: SinkConsumer = consumer_config(
         &config.kafka,
         "sink-consumer",
         &config.sink.group_id,
-        &[("statistics.interval.ms", &statistics_interval)],
+        &[
+            ("statistics.interval.ms", &statistics_interval),
+            ("session.timeout.ms", &session_timeout),
+            ("heartbeat.interval.ms", &heartbeat_interval),
+        ],
     )
     .create_with_context(SinkContext::default())
     .map_err(|error| stockstream_common::Error::kafka("creating the sink consumer", error))?;
