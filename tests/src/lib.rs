@@ -333,8 +333,23 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process: an outage without losing
+    /// moto's in-memory state.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} moto failed");
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
+        let _ = self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

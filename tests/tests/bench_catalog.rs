@@ -182,6 +182,7 @@ async fn catalog_lag_for_a_new_partition() -> Result<()> {
         prefix: String::new(),
         aws: aws.clone(),
         force_path_style: true,
+        request_timeout: std::time::Duration::from_secs(10),
     };
     let glue = measure(
         "glue",

@@ -46,6 +46,7 @@ async fn lake_on_moto(moto: &Moto) -> Result<(LakeConfig, Arc<dyn LakeStore>)> {
         prefix: "stockstream".into(),
         aws: aws(moto),
         force_path_style: true,
+        request_timeout: std::time::Duration::from_secs(10),
     };
     let store = open_store(&lake).await?;
     Ok((lake, store))

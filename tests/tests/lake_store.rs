@@ -144,6 +144,7 @@ async fn the_s3_store_conforms_on_moto() -> Result<()> {
         prefix: "lake/v1".into(),
         aws,
         force_path_style: true,
+        request_timeout: std::time::Duration::from_secs(10),
     })
     .await?;
     conformance(store.clone()).await?;

@@ -187,6 +187,9 @@ pub struct LakeSection {
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
     #[serde(default)]
     pub force_path_style: bool,
+    /// S3: how long one attempt of a request may take before it is retried (default 10s).
+    #[serde(default)]
+    pub request_timeout: Option<String>,
 }
 
 /// Where and how to reach an AWS API: region and optional endpoint override. Credentials always
@@ -232,6 +235,8 @@ pub enum LakeConfig {
         aws: AwsEndpoint,
         /// Path-style addressing.
         force_path_style: bool,
+        /// How long one attempt of a request may take.
+        request_timeout: Duration,
     },
 }
 
@@ -259,6 +264,12 @@ impl LakeSection {
                         endpoint: self.endpoint,
                     },
                     force_path_style: self.force_path_style,
+                    request_timeout: match self.request_timeout.as_deref() {
+                        Some(text) if !text.is_empty() => {
+                            parse_duration("lake.request_timeout", text)?
+                        }
+                        _ => Duration::from_secs(10),
+                    },
                 })
             }
             other => Err(Error::config(

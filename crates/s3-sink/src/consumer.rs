@@ -34,6 +34,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often consumer lag is published.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a lake operation is retried before the sink gives up (below librdkafka's
+/// `max.poll.interval.ms` of 5 minutes, so the group keeps the sink meanwhile).
+const LAKE_RETRY_BUDGET: Duration = Duration::from_secs(240);
 
 /// Partition changes seen by the rebalance callbacks, applied by the loop after each poll.
 #[derive(Debug)]
@@ -254,6 +257,51 @@ impl Sink {
         &self.config.kafka.topics.quotes
     }
 
+    /// Runs one lake operation, retrying retryable failures (S3 unreachable, throttled, 5xx) with
+    /// backoff for up to [`LAKE_RETRY_BUDGET`] while `/health/readyz` reports the lake not ready.
+    /// Every lake operation of a flush is idempotent, so a retry is safe; offsets stay
+    /// uncommitted until the flush completes. Past the budget the error stops the sink, whose
+    /// restart resumes from the lake.
+    fn lake_call<T, E, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+        E: Into<Error>,
+    {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(500);
+        let mut failing = false;
+        loop {
+            match self.runtime.block_on(call()).map_err(Into::into) {
+                Ok(value) => {
+                    if failing {
+                        tracing::info!(operation = what, outage = ?started.elapsed(), "the lake answers again");
+                        self.readiness.set(
+                            "lake",
+                            true,
+                            format!("writable at {}", self.store.url()),
+                        );
+                    }
+                    return Ok(value);
+                }
+                Err(error) if error.is_retryable() && started.elapsed() < LAKE_RETRY_BUDGET => {
+                    failing = true;
+                    metrics::lake_retry();
+                    tracing::warn!(operation = what, %error, retry_in = ?backoff, "lake operation failed; retrying");
+                    self.readiness
+                        .set("lake", false, format!("{what} failed: {error}"));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(15));
+                }
+                Err(error) => {
+                    self.readiness
+                        .set("lake", false, format!("{what} failed: {error}"));
+                    return Err(error);
+                }
+            }
+        }
+    }
+
     fn apply_rebalances(&mut self, consumer: &SinkConsumer) {
         let notes = consumer
             .context()
@@ -290,14 +338,16 @@ impl Sink {
     fn load_state(&mut self, partition: i32) -> Result<PartitionState> {
         let topic = self.topic().to_string();
         let store = self.store.clone();
-        let (latest, _older) =
-            self.runtime
-                .block_on(latest_intent(store.as_ref(), &topic, partition))?;
+        let (latest, _older) = self.lake_call("reading flush intents", || {
+            latest_intent(store.as_ref(), &topic, partition)
+        })?;
         let Some(intent) = latest else {
             tracing::info!(partition, "no flush of this partition in the lake yet");
             return Ok(PartitionState::new(Resume::From(0)));
         };
-        let complete = self.runtime.block_on(intent.is_complete(store.as_ref()))?;
+        let complete = self.lake_call("checking a flush's files", || {
+            intent.is_complete(store.as_ref())
+        })?;
         if complete {
             tracing::info!(
                 partition,
@@ -565,9 +615,9 @@ impl Sink {
 
         // Fencing: if another sink flushed this range meanwhile (we were a paused zombie whose
         // partition moved), drop ours and reload the partition's position from the lake.
-        let (latest, mut obsolete) =
-            self.runtime
-                .block_on(latest_intent(store.as_ref(), &topic, partition))?;
+        let (latest, mut obsolete) = self.lake_call("reading flush intents", || {
+            latest_intent(store.as_ref(), &topic, partition)
+        })?;
         if let Some(latest) = &latest
             && latest.end_offset >= start_offset
         {
@@ -603,8 +653,9 @@ impl Sink {
             ingested_at,
             events,
         );
-        self.runtime
-            .block_on(write_intent(store.as_ref(), &intent))?;
+        self.lake_call("writing a flush intent", || {
+            write_intent(store.as_ref(), &intent)
+        })?;
         self.write_and_commit(consumer, &intent, files, &obsolete, reason)?;
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.resume = Resume::From(end_offset + 1);
@@ -631,8 +682,9 @@ impl Sink {
         let mut rows = 0;
         let mut bytes = 0;
         for file in &files {
-            self.runtime
-                .block_on(store.put(&file.event.object_key, file.bytes.clone()))?;
+            self.lake_call("writing a data file", || {
+                store.put(&file.event.object_key, file.bytes.clone())
+            })?;
             rows += file.event.row_count;
             bytes += file.event.size_bytes;
         }
@@ -666,7 +718,7 @@ impl Sink {
             tracing::warn!(partition = intent.partition, %error, "offset commit failed");
         }
         for key in obsolete {
-            self.runtime.block_on(store.delete(key))?;
+            self.lake_call("deleting a superseded intent", || store.delete(key))?;
         }
         metrics::flush(reason);
         metrics::records_written(rows);

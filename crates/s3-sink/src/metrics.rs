@@ -52,3 +52,8 @@ pub(crate) fn consumer_lag(partition: i32, lag: i64) {
 pub(crate) fn commit_latency(seconds: f64) {
     histogram!("stockstream_sink_commit_latency_seconds").record(seconds);
 }
+
+/// Lake operations retried after a retryable failure (S3 unreachable, throttled, 5xx).
+pub(crate) fn lake_retry() {
+    metrics::counter!("stockstream_sink_lake_retries_total").increment(1);
+}

@@ -17,9 +17,7 @@ use crate::{Error, Result};
 /// Objects larger than this are uploaded in parts.
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// How long connecting to S3 may take.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long one attempt of a request may take (the SDK retries failed attempts).
-const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Size of each part of a multipart upload (S3's minimum is 5 MiB).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
@@ -46,13 +44,14 @@ impl S3Store {
         prefix: &str,
         aws: &AwsEndpoint,
         force_path_style: bool,
+        request_timeout: std::time::Duration,
     ) -> Result<Self> {
         let sdk = aws.sdk_config().await;
         // Bounded attempts: an unreachable or stalled endpoint fails the request (and the sink
         // backs off and reports not ready) instead of hanging a flush forever.
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_attempt_timeout(request_timeout)
             .build();
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(force_path_style)

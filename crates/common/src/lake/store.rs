@@ -48,8 +48,10 @@ pub async fn open_store(config: &LakeConfig) -> Result<Arc<dyn LakeStore>> {
             prefix,
             aws,
             force_path_style,
+            request_timeout,
         } => Ok(Arc::new(
-            super::s3::S3Store::connect(bucket, prefix, aws, *force_path_style).await?,
+            super::s3::S3Store::connect(bucket, prefix, aws, *force_path_style, *request_timeout)
+                .await?,
         )),
     }
 }
