@@ -54,6 +54,13 @@ bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a conflu
 	cargo build --release -p stockstream-ingest --bin stockstream-ingest
 	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_ingest.py
 
+.PHONY: bench-sink
+bench-sink: tools ## Benchmark: sink vs a raw confluent-kafka consume (1M rows), encode rate, freshness p99
+	cargo build --release -p stockstream-s3-sink -p stockstream-ingest --bins
+	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_sink.py
+	cargo test --release -p stockstream-s3-sink --lib -- --ignored --nocapture encode_rate
+	cargo test -p stockstream-e2e --test bench_freshness -- --ignored --nocapture
+
 .PHONY: bench-catalog
 bench-catalog: export AWS_ACCESS_KEY_ID = stockstream-bench
 bench-catalog: export AWS_SECRET_ACCESS_KEY = stockstream-bench

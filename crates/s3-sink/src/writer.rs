@@ -143,4 +143,48 @@ mod tests {
         .expect("encodes");
         assert_eq!(again[0].bytes, files[0].bytes, "same rows, same bytes");
     }
+
+    /// Part of `make bench-sink`: the broker-free rate of the sink's own work on one core —
+    /// decode JSON messages, build Arrow columns, encode zstd Parquet. Run in release mode.
+    #[test]
+    #[ignore = "a benchmark: run with `make bench-sink`"]
+    fn encode_rate() {
+        use stockstream_common::record::Quote;
+        const ROWS: usize = 1_000_000;
+        let day = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).expect("date");
+        let payloads: Vec<Vec<u8>> = (0..ROWS)
+            .map(|index| {
+                Quote {
+                    symbol: format!("SYN{}", index % 40),
+                    trade_date: day + chrono::Days::new((index / 40) as u64),
+                    open: 100.0 + (index % 97) as f64,
+                    high: 210.5,
+                    low: 99.25,
+                    close: 150.125 + (index % 13) as f64,
+                    adj_close: 150.125,
+                    volume: index as i64,
+                    close_usd: 19.5,
+                }
+                .to_json()
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let rows: Vec<LakeRow> = payloads
+            .iter()
+            .enumerate()
+            .map(|(offset, payload)| LakeRow {
+                quote: Quote::from_any_json(payload).expect("decodes").0,
+                kafka_partition: 0,
+                kafka_offset: offset as i64,
+            })
+            .collect();
+        let files = encode_files("quotes", 0, rows, Utc::now(), 131_072, "f").expect("encodes");
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes: u64 = files.iter().map(|file| file.event.size_bytes).sum();
+        println!(
+            "encode: {ROWS} JSON messages -> {} Parquet files ({bytes} bytes) in {seconds:.2}s: {:.0} rows/s on one core",
+            files.len(),
+            ROWS as f64 / seconds
+        );
+    }
 }
