@@ -15,6 +15,8 @@ const SINK_DEFAULTS: &str = r#"
 [sink]
 group_id = "stockstream-s3-sink"
 flush_records = 100000
+flush_bytes = 67108864
+memory_budget = 268435456
 flush_interval = "2s"
 row_group_size = 131072
 poll_timeout = "100ms"
@@ -39,6 +41,8 @@ struct RawConfig {
 struct RawSinkSection {
     group_id: String,
     flush_records: usize,
+    flush_bytes: usize,
+    memory_budget: usize,
     flush_interval: String,
     row_group_size: usize,
     poll_timeout: String,
@@ -67,6 +71,11 @@ pub struct SinkConfig {
     pub group_id: String,
     /// Flush a Kafka partition's buffer once it holds this many records.
     pub flush_records: NonZeroUsize,
+    /// Flush a Kafka partition's buffer once it holds this many bytes (decoded rows, estimated).
+    pub flush_bytes: NonZeroUsize,
+    /// Cap on the bytes buffered across all partitions; reaching it flushes the largest buffer
+    /// early, so memory stays bounded however many partitions or symbols arrive.
+    pub memory_budget: NonZeroUsize,
     /// Flush a buffer once its oldest record waited this long (wall clock), so quiet partitions land.
     pub flush_interval: Duration,
     /// Maximum rows per Parquet row group.
@@ -97,6 +106,8 @@ impl Config {
             sink: SinkConfig {
                 group_id: sink.group_id,
                 flush_records: non_zero("sink.flush_records", sink.flush_records)?,
+                flush_bytes: non_zero("sink.flush_bytes", sink.flush_bytes)?,
+                memory_budget: non_zero("sink.memory_budget", sink.memory_budget)?,
                 flush_interval: parse_duration("sink.flush_interval", &sink.flush_interval)?,
                 row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
                 poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,

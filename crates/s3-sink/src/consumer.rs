@@ -124,6 +124,8 @@ struct PartitionState {
     /// Whether the loop already decided to seek on this partition's first message.
     positioned: bool,
     buffer: Vec<LakeRow>,
+    /// Estimated bytes of `buffer`.
+    buffered_bytes: usize,
     /// First and last offsets consumed since the last flush (dead letters included).
     pending: Option<(i64, i64)>,
     pending_since: Option<Instant>,
@@ -136,6 +138,7 @@ impl PartitionState {
             resume,
             positioned: false,
             buffer: Vec::new(),
+            buffered_bytes: 0,
             pending: None,
             pending_since: None,
             oldest_timestamp_ms: None,
@@ -425,6 +428,7 @@ impl Sink {
         let timestamp = message.timestamp().to_millis();
         if let Some(state) = self.partitions.get_mut(&partition) {
             if let Some(row) = row {
+                state.buffered_bytes += row_size(&row);
                 state.buffer.push(row);
             }
             state.pending = Some(match state.pending {
@@ -563,6 +567,7 @@ impl Sink {
 
     fn flush_due(&mut self, consumer: &SinkConsumer) -> Result<()> {
         let flush_records = self.config.sink.flush_records.get();
+        let flush_bytes = self.config.sink.flush_bytes.get();
         let flush_interval = self.config.sink.flush_interval;
         let due: Vec<(i32, &'static str)> = self
             .partitions
@@ -570,6 +575,8 @@ impl Sink {
             .filter_map(|(partition, state)| {
                 if state.buffer.len() >= flush_records {
                     Some((*partition, "records"))
+                } else if state.buffered_bytes >= flush_bytes {
+                    Some((*partition, "bytes"))
                 } else if state
                     .pending_since
                     .is_some_and(|since| since.elapsed() >= flush_interval)
@@ -583,7 +590,29 @@ impl Sink {
         for (partition, reason) in due {
             self.flush_partition(consumer, partition, reason)?;
         }
-        Ok(())
+        // The global budget: flush the largest buffers until the total fits again.
+        let budget = self.config.sink.memory_budget.get();
+        loop {
+            let total: usize = self
+                .partitions
+                .values()
+                .map(|state| state.buffered_bytes)
+                .sum();
+            metrics::buffered_bytes(total);
+            if total <= budget {
+                return Ok(());
+            }
+            let Some(largest) = self
+                .partitions
+                .iter()
+                .filter(|(_, state)| state.pending.is_some())
+                .max_by_key(|(_, state)| state.buffered_bytes)
+                .map(|(partition, _)| *partition)
+            else {
+                return Ok(());
+            };
+            self.flush_partition(consumer, largest, "memory")?;
+        }
     }
 
     fn flush_all(&mut self, consumer: &SinkConsumer, reason: &'static str) -> Result<()> {
@@ -608,6 +637,7 @@ impl Sink {
             return Ok(());
         };
         let rows = std::mem::take(&mut state.buffer);
+        state.buffered_bytes = 0;
         state.pending_since = None;
         let oldest_timestamp_ms = state.oldest_timestamp_ms.take();
         let topic = self.topic().to_string();
@@ -798,6 +828,11 @@ impl Sink {
             metrics::consumer_lag(*partition, (high - next).max(0));
         }
     }
+}
+
+/// Estimated memory of a buffered row: the row itself plus its symbol's heap bytes.
+fn row_size(row: &LakeRow) -> usize {
+    std::mem::size_of::<LakeRow>() + row.quote.symbol.capacity()
 }
 
 /// Decodes one message: stockstream's wire format or the tutorial's (see [`Quote::from_any_json`]).

@@ -57,3 +57,8 @@ pub(crate) fn commit_latency(seconds: f64) {
 pub(crate) fn lake_retry() {
     metrics::counter!("stockstream_sink_lake_retries_total").increment(1);
 }
+
+/// Bytes buffered across partitions (estimated size of the decoded rows).
+pub(crate) fn buffered_bytes(bytes: usize) {
+    gauge!("stockstream_sink_buffered_bytes").set(bytes as f64);
+}
