@@ -90,12 +90,32 @@ pub fn pipeline_topics(kafka: &KafkaConfig) -> Vec<(String, i32)> {
 
 /// Creates the given topics if they do not exist (brokers such as tansu do not auto-create).
 ///
-/// A topic that already exists is left as it is.
+/// A topic that already exists is left as it is; when all exist, no admin request is made (so a
+/// principal without `CreateTopics` permission, common on MSK, works with pre-created topics).
 pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[(String, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, "admin")
         .create()
         .map_err(|error| Error::kafka("creating the admin client", error))?;
-    let new_topics: Vec<NewTopic<'_>> = topics
+    let existing: std::collections::BTreeSet<String> = {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, ADMIN_TIMEOUT)
+            .map_err(|error| Error::kafka("fetching cluster metadata", error))?;
+        metadata
+            .topics()
+            .iter()
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+            .map(|topic| topic.name().to_string())
+            .collect()
+    };
+    let missing: Vec<&(String, i32)> = topics
+        .iter()
+        .filter(|(name, _)| !existing.contains(name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|(name, partitions)| {
             NewTopic::new(

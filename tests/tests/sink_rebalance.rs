@@ -1,0 +1,112 @@
+//! Two sinks in one consumer group through a rebalance, on librdkafka's mock cluster (tansu 0.6.0
+//! gives both members of a group every partition, so it cannot host this test): sink A starts
+//! alone, sink B joins (A loses partitions and drops their unflushed buffers), then A stops (B
+//! takes everything). Every record lands in the lake exactly once.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use chrono::NaiveDate;
+use rdkafka::mocking::MockCluster;
+use stockstream_common::config::LakeConfig;
+use stockstream_common::kafka::{ADMIN_TIMEOUT, topic_watermarks};
+use stockstream_e2e::{kafka_config, run_interop};
+use tokio_util::sync::CancellationToken;
+
+const RECORDS: u64 = 20_000;
+
+fn sink_config(
+    kafka: &stockstream_common::config::KafkaConfig,
+    lake: &std::path::Path,
+) -> Result<stockstream_s3_sink::Config> {
+    let mut config = stockstream_s3_sink::Config::load(None)?;
+    config.kafka = kafka.clone();
+    config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    config.http.listen = "127.0.0.1:0".parse()?;
+    config.sink.group_id = "rebalance-sink".into();
+    config.sink.flush_interval = Duration::from_millis(700);
+    config.sink.session_timeout = Duration::from_secs(6);
+    Ok(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_through_a_rebalance_write_each_record_once() -> Result<()> {
+    // The sinks' rebalance logs show with `--nocapture`.
+    stockstream_common::telemetry::init_tracing(&stockstream_common::config::TelemetryConfig {
+        log_format: stockstream_common::config::LogFormat::Pretty,
+        log_level: "info".into(),
+    });
+    let mock = MockCluster::new(1)?;
+    let kafka = kafka_config(&mock.bootstrap_servers(), "rebalance");
+    for topic in [
+        &kafka.topics.quotes,
+        &kafka.topics.dlq,
+        &kafka.topics.lake_commits,
+    ] {
+        let partitions = if *topic == kafka.topics.quotes { 6 } else { 1 };
+        mock.create_topic(topic, partitions, 1)?;
+    }
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+
+    // 20 symbols x 1,000 days at 4,000 records/s: 5 s of streaming.
+    let mut ingest = stockstream_ingest::Config::load(None)?;
+    ingest.kafka = kafka.clone();
+    let options = stockstream_ingest::GenerateOptions {
+        symbols: (1..=20).map(|index| format!("RB{index}")).collect(),
+        days: 1000,
+        start: NaiveDate::from_ymd_opt(1995, 1, 2).context("date")?,
+        seed: 8,
+    };
+    let producer = tokio::task::spawn_blocking(move || {
+        stockstream_ingest::stream(&ingest, &options, Some(4000.0), &CancellationToken::new())
+    });
+
+    let token_a = CancellationToken::new();
+    let sink_a = tokio::spawn(stockstream_s3_sink::run(
+        sink_config(&kafka, &lake)?,
+        token_a.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let token_b = CancellationToken::new();
+    let sink_b = tokio::spawn(stockstream_s3_sink::run(
+        sink_config(&kafka, &lake)?,
+        token_b.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    token_a.cancel();
+    sink_a.await??;
+    let summary = producer.await??;
+    assert_eq!(summary.produced, RECORDS);
+
+    let ends: Vec<String> = topic_watermarks(&kafka, &kafka.topics.quotes, ADMIN_TIMEOUT)?
+        .iter()
+        .map(|(partition, _, high)| format!("{partition}={high}"))
+        .collect();
+    let lake_text = lake.to_str().context("utf-8 path")?.to_string();
+    let mut args = vec![lake_text.as_str()];
+    args.extend(ends.iter().map(String::as_str));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let report = loop {
+        let output = run_interop("lake_offsets.py", &args)?;
+        let report: serde_json::Value = serde_json::from_str(
+            output
+                .lines()
+                .find(|line| line.starts_with('{'))
+                .context("report")?,
+        )?;
+        if report["missing"] == 0 || Instant::now() > deadline {
+            break report;
+        }
+        ensure!(!sink_b.is_finished(), "sink B stopped");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    token_b.cancel();
+    sink_b.await??;
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(report["rows"], RECORDS, "{report}");
+    Ok(())
+}
