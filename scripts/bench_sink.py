@@ -21,10 +21,14 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_ingest import BIN, Broker, cpu_of, free_port, ingest, ingest_env, say  # noqa: E402
+from bench_ingest import BIN, Broker, cpu_of, free_port, ingest, ingest_env  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def say(message):
+    print(f"bench-sink: {message}", flush=True)
 
 
 def records_written(address):
