@@ -334,6 +334,40 @@ impl Moto {
 }
 
 impl Moto {
+    /// Region and endpoint of this server.
+    pub fn aws(&self) -> stockstream_common::config::AwsEndpoint {
+        stockstream_common::config::AwsEndpoint {
+            region: Some("us-east-1".into()),
+            endpoint: Some(self.endpoint.clone()),
+        }
+    }
+
+    /// Creates `bucket` and returns a lake in it under `prefix`, with the given request timeout.
+    pub async fn lake(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        request_timeout: Duration,
+    ) -> Result<stockstream_common::config::LakeConfig> {
+        let sdk = self.aws().sdk_config().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await?;
+        Ok(stockstream_common::config::LakeConfig::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            aws: self.aws(),
+            force_path_style: true,
+            request_timeout,
+        })
+    }
+
     /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process: an outage without losing
     /// moto's in-memory state.
     pub fn signal(&self, signal: &str) -> Result<()> {
@@ -353,4 +387,26 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What DuckDB found in a local lake against a topic's end offsets
+/// (`tests/interop/lake_offsets.py`): `rows`, `distinct`, `duplicates`, `missing`, `files`.
+pub fn lake_report(lake: &Path, kafka: &KafkaConfig) -> Result<serde_json::Value> {
+    let ends: Vec<String> = stockstream_common::kafka::topic_watermarks(
+        kafka,
+        &kafka.topics.quotes,
+        stockstream_common::kafka::ADMIN_TIMEOUT,
+    )?
+    .iter()
+    .map(|(partition, _, high)| format!("{partition}={high}"))
+    .collect();
+    let lake = lake.to_str().context("utf-8 path")?.to_string();
+    let mut args = vec![lake.as_str()];
+    args.extend(ends.iter().map(String::as_str));
+    let output = run_interop("lake_offsets.py", &args)?;
+    let line = output
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .context("lake_offsets.py printed no report")?;
+    Ok(serde_json::from_str(line)?)
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use stockstream_common::catalog::Catalog;
-use stockstream_common::config::{AwsEndpoint, KafkaConfig, LakeConfig};
+use stockstream_common::config::{KafkaConfig, LakeConfig};
 use stockstream_common::lake::{LakeStore, QUOTES_TABLE, open_store};
 use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 use stockstream_e2e::{Moto, Tansu, kafka_config};
@@ -166,24 +166,9 @@ async fn catalog_lag_for_a_new_partition() -> Result<()> {
     .await?;
 
     let moto = Moto::start()?;
-    let aws = AwsEndpoint {
-        region: Some("us-east-1".into()),
-        endpoint: Some(moto.endpoint.clone()),
-    };
+    let aws = moto.aws();
     let sdk = aws.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket("bench-lake").send().await?;
-    let s3_lake = LakeConfig::S3 {
-        bucket: "bench-lake".into(),
-        prefix: String::new(),
-        aws: aws.clone(),
-        force_path_style: true,
-        request_timeout: std::time::Duration::from_secs(10),
-    };
+    let s3_lake = moto.lake("bench-lake", "", Duration::from_secs(10)).await?;
     let glue = measure(
         "glue",
         kafka_config(&tansu.bootstrap, "bench-glue"),

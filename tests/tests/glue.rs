@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use stockstream_common::catalog::{columns_of, schema_fingerprint};
-use stockstream_common::config::{AwsEndpoint, LakeConfig};
+use stockstream_common::config::LakeConfig;
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
     LakeRow, LakeStore, PartitionValue, QUOTES_TABLE, encode_quotes, open_store, quote_file_schema,
@@ -25,29 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 const DATABASE: &str = "stockstream_test";
 
-fn aws(moto: &Moto) -> AwsEndpoint {
-    AwsEndpoint {
-        region: Some("us-east-1".into()),
-        endpoint: Some(moto.endpoint.clone()),
-    }
-}
-
 /// A bucket on moto and the lake in it.
 async fn lake_on_moto(moto: &Moto) -> Result<(LakeConfig, Arc<dyn LakeStore>)> {
-    let sdk = aws(moto).sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket("market-lake").send().await?;
-    let lake = LakeConfig::S3 {
-        bucket: "market-lake".into(),
-        prefix: "stockstream".into(),
-        aws: aws(moto),
-        force_path_style: true,
-        request_timeout: std::time::Duration::from_secs(10),
-    };
+    let lake = moto
+        .lake("market-lake", "stockstream", Duration::from_secs(10))
+        .await?;
     let store = open_store(&lake).await?;
     Ok((lake, store))
 }
@@ -55,7 +37,7 @@ async fn lake_on_moto(moto: &Moto) -> Result<(LakeConfig, Arc<dyn LakeStore>)> {
 fn settings(moto: &Moto, strategy: Strategy) -> GlueSettings {
     GlueSettings {
         strategy,
-        aws: aws(moto),
+        aws: moto.aws(),
         crawler_name: "stockstream-test-crawler".into(),
         crawler_role: "arn:aws:iam::123456789012:role/stockstream-glue".into(),
         crawler_debounce: Duration::ZERO,
@@ -218,7 +200,7 @@ async fn partitions(glue: &aws_sdk_glue::Client) -> Result<Vec<(Vec<String>, Str
 async fn partitions_strategy_registers_each_partition_once() -> Result<()> {
     let moto = Moto::start()?;
     let (_lake, store) = lake_on_moto(&moto).await?;
-    let glue = glue_client(&aws(&moto).sdk_config().await);
+    let glue = glue_client(&moto.aws().sdk_config().await);
     let mut catalog = GlueCatalog::connect(
         settings(&moto, Strategy::Partitions),
         DATABASE,
@@ -339,7 +321,7 @@ async fn partitions_strategy_registers_each_partition_once() -> Result<()> {
 async fn projection_strategy_registers_no_partition() -> Result<()> {
     let moto = Moto::start()?;
     let (_lake, store) = lake_on_moto(&moto).await?;
-    let glue = glue_client(&aws(&moto).sdk_config().await);
+    let glue = glue_client(&moto.aws().sdk_config().await);
     let mut catalog = GlueCatalog::connect(
         settings(&moto, Strategy::Projection),
         DATABASE,
@@ -417,7 +399,7 @@ async fn crawler_strategy_debounces_and_waits_for_a_running_crawl() -> Result<()
         "moto state manager: {status} {body}"
     );
     let (_lake, store) = lake_on_moto(&moto).await?;
-    let glue = glue_client(&aws(&moto).sdk_config().await);
+    let glue = glue_client(&moto.aws().sdk_config().await);
     let mut catalog =
         GlueCatalog::connect(settings(&moto, Strategy::Crawler), DATABASE, store.clone()).await?;
 
@@ -523,7 +505,7 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
     assert_eq!(summary.produced, 5693);
 
     // 25 symbol/year folders of the real slice (1986-2010) appear as Glue partitions.
-    let glue = glue_client(&aws(&moto).sdk_config().await);
+    let glue = glue_client(&moto.aws().sdk_config().await);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let found = match glue

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use stockstream_common::config::{AwsEndpoint, LakeConfig};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, QUOTES_TABLE, open_store};
 use stockstream_e2e::{Moto, Tansu, free_port, http_get, kafka_config};
@@ -48,27 +47,7 @@ async fn lake_rows(store: &dyn LakeStore) -> Result<(HashSet<(i32, i64)>, usize)
 async fn an_s3_outage_loses_and_duplicates_nothing() -> Result<()> {
     let moto = Moto::start()?;
     let tansu = Tansu::start()?;
-    let aws = AwsEndpoint {
-        region: Some("us-east-1".into()),
-        endpoint: Some(moto.endpoint.clone()),
-    };
-    let sdk = aws.sdk_config().await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    )
-    .create_bucket()
-    .bucket("outage-lake")
-    .send()
-    .await?;
-    let lake = LakeConfig::S3 {
-        bucket: "outage-lake".into(),
-        prefix: String::new(),
-        aws,
-        force_path_style: true,
-        request_timeout: Duration::from_secs(1),
-    };
+    let lake = moto.lake("outage-lake", "", Duration::from_secs(1)).await?;
     let kafka = kafka_config(&tansu.bootstrap, "outage");
     ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
 

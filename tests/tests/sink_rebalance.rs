@@ -9,8 +9,7 @@ use anyhow::{Context, Result, ensure};
 use chrono::NaiveDate;
 use rdkafka::mocking::MockCluster;
 use stockstream_common::config::LakeConfig;
-use stockstream_common::kafka::{ADMIN_TIMEOUT, topic_watermarks};
-use stockstream_e2e::{kafka_config, run_interop};
+use stockstream_e2e::{kafka_config, lake_report};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
@@ -81,22 +80,9 @@ async fn two_sinks_through_a_rebalance_write_each_record_once() -> Result<()> {
     let summary = producer.await??;
     assert_eq!(summary.produced, RECORDS);
 
-    let ends: Vec<String> = topic_watermarks(&kafka, &kafka.topics.quotes, ADMIN_TIMEOUT)?
-        .iter()
-        .map(|(partition, _, high)| format!("{partition}={high}"))
-        .collect();
-    let lake_text = lake.to_str().context("utf-8 path")?.to_string();
-    let mut args = vec![lake_text.as_str()];
-    args.extend(ends.iter().map(String::as_str));
     let deadline = Instant::now() + Duration::from_secs(120);
     let report = loop {
-        let output = run_interop("lake_offsets.py", &args)?;
-        let report: serde_json::Value = serde_json::from_str(
-            output
-                .lines()
-                .find(|line| line.starts_with('{'))
-                .context("report")?,
-        )?;
+        let report = lake_report(&lake, &kafka)?;
         if report["missing"] == 0 || Instant::now() > deadline {
             break report;
         }

@@ -168,6 +168,17 @@ fn glue_columns(columns: &[Column]) -> Result<Vec<GlueColumn>> {
         .collect()
 }
 
+/// Glue columns in catalog form.
+fn catalog_columns(columns: &[GlueColumn]) -> Vec<Column> {
+    columns
+        .iter()
+        .map(|column| Column {
+            name: column.name().to_string(),
+            data_type: column.r#type().unwrap_or("string").to_string(),
+        })
+        .collect()
+}
+
 fn storage_descriptor(columns: &[Column], location: &str) -> Result<StorageDescriptor> {
     let storage = Storage::parquet();
     Ok(StorageDescriptor::builder()
@@ -318,14 +329,7 @@ impl GlueCatalog {
                     .cloned()
                     .unwrap_or_default();
             }
-            state.partition_keys = definition
-                .partition_keys()
-                .iter()
-                .map(|key| Column {
-                    name: key.name().to_string(),
-                    data_type: key.r#type().unwrap_or("string").to_string(),
-                })
-                .collect();
+            state.partition_keys = catalog_columns(definition.partition_keys());
         }
         if self.settings.strategy == Strategy::Partitions {
             let mut pages = self
@@ -564,14 +568,7 @@ impl GlueCatalog {
             .and_then(|descriptor| descriptor.location())
             .unwrap_or_default()
             .to_string();
-        let keys: Vec<Column> = definition
-            .partition_keys()
-            .iter()
-            .map(|key| Column {
-                name: key.name().to_string(),
-                data_type: key.r#type().unwrap_or("string").to_string(),
-            })
-            .collect();
+        let keys = catalog_columns(definition.partition_keys());
         let wanted = merge_projection(&current, &projection_parameters(&location, &keys, events));
         if wanted == current {
             return Ok(());

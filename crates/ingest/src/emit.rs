@@ -42,6 +42,37 @@ pub struct Origin {
     pub pass: u64,
 }
 
+impl Origin {
+    /// The pass, the line and (when it differs from the line) the position, as header text.
+    fn numbers(&self, line: u64, position: u64) -> (String, String, Option<String>) {
+        (
+            self.pass.to_string(),
+            line.to_string(),
+            (position != line).then(|| position.to_string()),
+        )
+    }
+
+    /// `leading` headers followed by the origin headers.
+    fn pairs<'a>(
+        &'a self,
+        leading: &[(&'a str, &'a str)],
+        pass: &'a str,
+        line: &'a str,
+        position: Option<&'a str>,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut pairs = leading.to_vec();
+        pairs.extend([
+            (SOURCE_HEADER, self.source.as_str()),
+            (PASS_HEADER, pass),
+            (LINE_HEADER, line),
+        ]);
+        if let Some(position) = position {
+            pairs.push((POSITION_HEADER, position));
+        }
+        pairs
+    }
+}
+
 /// Produces quotes and dead letters with their origin; ids are row positions.
 #[derive(Debug)]
 pub struct Emitter {
@@ -85,18 +116,13 @@ impl Emitter {
 
     /// Queues a quote, keyed by its symbol.
     pub fn quote(&self, origin: &Origin, quote: &Quote, line: u64, position: u64) -> Result<()> {
-        let pass = origin.pass.to_string();
-        let line_text = line.to_string();
-        let position_text = position.to_string();
-        let mut pairs = vec![
-            (SCHEMA_VERSION_HEADER, SCHEMA_VERSION),
-            (SOURCE_HEADER, origin.source.as_str()),
-            (PASS_HEADER, pass.as_str()),
-            (LINE_HEADER, line_text.as_str()),
-        ];
-        if position != line {
-            pairs.push((POSITION_HEADER, position_text.as_str()));
-        }
+        let (pass, line_text, position_text) = origin.numbers(line, position);
+        let pairs = origin.pairs(
+            &[(SCHEMA_VERSION_HEADER, SCHEMA_VERSION)],
+            &pass,
+            &line_text,
+            position_text.as_deref(),
+        );
         self.producer.send(
             &self.quotes_topic,
             quote.symbol.as_bytes(),
@@ -118,20 +144,17 @@ impl Emitter {
         position: u64,
     ) -> Result<()> {
         tracing::warn!(file = %origin.file, line, %reason, "dead-lettering a bad row");
-        let pass = origin.pass.to_string();
-        let line_text = line.to_string();
-        let position_text = position.to_string();
-        let mut pairs = vec![
-            ("stockstream-error", reason),
-            ("stockstream-stage", "ingest"),
-            ("stockstream-source-file", origin.file.as_str()),
-            (SOURCE_HEADER, origin.source.as_str()),
-            (PASS_HEADER, pass.as_str()),
-            (LINE_HEADER, line_text.as_str()),
-        ];
-        if position != line {
-            pairs.push((POSITION_HEADER, position_text.as_str()));
-        }
+        let (pass, line_text, position_text) = origin.numbers(line, position);
+        let pairs = origin.pairs(
+            &[
+                ("stockstream-error", reason),
+                ("stockstream-stage", "ingest"),
+                ("stockstream-source-file", origin.file.as_str()),
+            ],
+            &pass,
+            &line_text,
+            position_text.as_deref(),
+        );
         self.producer.send(
             &self.dlq_topic,
             b"",
