@@ -21,6 +21,7 @@ flush_interval = "2s"
 row_group_size = 131072
 poll_timeout = "100ms"
 session_timeout = "10s"
+dead_letter_tolerance = "all"
 
 [http]
 listen = "127.0.0.1:9101"
@@ -47,6 +48,7 @@ struct RawSinkSection {
     row_group_size: usize,
     poll_timeout: String,
     session_timeout: String,
+    dead_letter_tolerance: String,
 }
 
 /// The sink's validated configuration.
@@ -85,6 +87,9 @@ pub struct SinkConfig {
     /// Consumer group session timeout: how soon the partitions of a crashed instance move to a
     /// live one (Kafka's `session.timeout.ms`; heartbeats go every third of it).
     pub session_timeout: Duration,
+    /// How many undecodable messages the sink dead-letters before it stops with an error
+    /// (`None`: all of them, like Kafka Connect's `errors.tolerance=all`).
+    pub dead_letter_tolerance: Option<u64>,
 }
 
 impl Config {
@@ -112,6 +117,15 @@ impl Config {
                 row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
                 poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,
                 session_timeout: parse_duration("sink.session_timeout", &sink.session_timeout)?,
+                dead_letter_tolerance: match sink.dead_letter_tolerance.trim() {
+                    "all" => None,
+                    text => Some(text.parse().map_err(|_| {
+                        Error::config(
+                            "sink.dead_letter_tolerance",
+                            format!("`{text}` is neither `all` nor a number of messages"),
+                        )
+                    })?),
+                },
             },
             http: raw.http,
         })

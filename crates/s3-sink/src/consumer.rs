@@ -157,6 +157,8 @@ pub(crate) struct Sink {
     assigned: BTreeSet<i32>,
     partitions: BTreeMap<i32, PartitionState>,
     message_ids: u64,
+    /// Messages dead-lettered since start.
+    dead_letters: u64,
     last_lag_report: Instant,
     consumer_errors: u64,
     last_error_log: Option<Instant>,
@@ -214,6 +216,7 @@ pub(crate) fn run_blocking(
         assigned: BTreeSet::new(),
         partitions: BTreeMap::new(),
         message_ids: 0,
+        dead_letters: 0,
         last_lag_report: Instant::now(),
         consumer_errors: 0,
         last_error_log: None,
@@ -494,6 +497,20 @@ impl Sink {
                 kafka_offset: message.offset(),
             })),
             Err(reason) => {
+                if let Some(limit) = self.config.sink.dead_letter_tolerance
+                    && self.dead_letters >= limit
+                {
+                    // Not dead-lettered and not committed: after the fix, a restart reads it again.
+                    // The dead letters already sent are delivered before the sink stops.
+                    self.producer.flush(DELIVERY_TIMEOUT)?;
+                    return Err(Error::Tolerance {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        limit,
+                        reason,
+                    });
+                }
+                self.dead_letters += 1;
                 tracing::warn!(
                     partition = message.partition(),
                     offset = message.offset(),

@@ -27,6 +27,17 @@ pub enum Error {
     #[error("progress record `{key}` is unreadable: {reason}")]
     Progress { key: String, reason: String },
 
+    /// More messages were undecodable than `sink.dead_letter_tolerance` allows.
+    #[error(
+        "message {partition}/{offset} is undecodable ({reason}) and {limit} dead letter(s) were already sent: over sink.dead_letter_tolerance; stopping"
+    )]
+    Tolerance {
+        partition: i32,
+        offset: i64,
+        limit: u64,
+        reason: String,
+    },
+
     /// The consumer thread ended abnormally.
     #[error("the consumer thread panicked: {0}")]
     Panicked(String),
@@ -38,7 +49,7 @@ impl Error {
         match self {
             Error::Common(error) => error.is_retryable(),
             Error::Consume { .. } | Error::Delivery { .. } => true,
-            Error::Progress { .. } | Error::Panicked(_) => false,
+            Error::Progress { .. } | Error::Panicked(_) | Error::Tolerance { .. } => false,
         }
     }
 }
