@@ -116,6 +116,8 @@ struct TableState {
     fingerprint: String,
     schema_committed_at: String,
     partition_keys: Vec<Column>,
+    /// The table's data columns, as registered (partitions get the same descriptor).
+    columns: Vec<Column>,
     partitions: HashSet<Vec<String>>,
     /// `crawler` strategy: partitions and fingerprints already handed to a crawl.
     crawled: HashSet<Vec<String>>,
@@ -330,6 +332,10 @@ impl GlueCatalog {
                     .unwrap_or_default();
             }
             state.partition_keys = catalog_columns(definition.partition_keys());
+            state.columns = definition
+                .storage_descriptor()
+                .map(|descriptor| catalog_columns(descriptor.columns()))
+                .unwrap_or_default();
         }
         if self.settings.strategy == Strategy::Partitions {
             let mut pages = self
@@ -426,6 +432,7 @@ impl GlueCatalog {
             state.fingerprint = event.schema_fingerprint.clone();
             state.schema_committed_at = committed_at;
             state.partition_keys = event.partition_keys.clone();
+            state.columns = columns;
         }
         Ok(())
     }
@@ -458,14 +465,17 @@ impl GlueCatalog {
         if wanted.is_empty() {
             return Ok(());
         }
-        let columns = file_columns(
-            self.store.as_ref(),
-            &events
+        // The table's columns are known; only a table registered by someone else without any
+        // makes the footer of a file necessary.
+        let columns = if state.columns.is_empty() {
+            let key = events
                 .last()
                 .map(|event| event.object_key.clone())
-                .unwrap_or_default(),
-        )
-        .await?;
+                .unwrap_or_default();
+            file_columns(self.store.as_ref(), &key).await?
+        } else {
+            state.columns.clone()
+        };
         let mut pending: Vec<(Vec<String>, String)> = wanted.into_iter().collect();
         let mut attempt = 0;
         let mut last_errors = Vec::new();

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
@@ -13,7 +12,7 @@ use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
 use stockstream_ingest::replay::require_file;
 use stockstream_ingest::{
-    Config, FileFormat, GenerateOptions, Mode, ReplayOptions, replay, stream, write_file,
+    Config, FileFormat, GenerateOptions, ReplayOptions, replay, stream, write_file,
 };
 
 /// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes, and serves
@@ -38,41 +37,8 @@ enum Command {
 2 bad usage or file, 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
     )]
     Replay {
-        /// The CSV file.
-        #[arg(long)]
-        file: PathBuf,
-        /// max: file order, as fast as the broker takes it; ordered: all indices merged in
-        /// trade-date order, paced by --speed or --rate; sample: a random row every --interval
-        /// (the original tutorial's producer).
-        #[arg(long, value_enum, default_value = "max")]
-        mode: Mode,
-        /// Rows per second (max, ordered); unpaced when absent.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Trading days per second (ordered).
-        #[arg(long)]
-        speed: Option<f64>,
-        /// Time between two rows in sample mode (e.g. 1s, 250ms).
-        #[arg(long, default_value = "1s", value_parser = parse_interval)]
-        interval: Duration,
-        /// Stop after this many rows (sample); runs until stopped when absent.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Seed of the random choice (sample); the same seed picks the same rows.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Start a new pass over the file each time one completes, until stopped.
-        #[arg(long = "loop")]
-        looping: bool,
-        /// Forget recorded progress and replay the whole file again.
-        #[arg(long)]
-        from_start: bool,
-        /// Stop (exit status 3) once more than N rows of this run were dead-lettered.
-        #[arg(long, value_name = "N")]
-        max_bad_rows: Option<u64>,
-        /// Validate and encode the file and print the summary without producing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        options: ReplayOptions,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -117,10 +83,6 @@ enum Command {
         #[arg(long)]
         topic: Option<String>,
     },
-}
-
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("`{text}`: {error}"))
 }
 
 fn main() -> ExitCode {
@@ -175,39 +137,12 @@ fn main() -> ExitCode {
 
 async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
-        Command::Replay {
-            file,
-            mode,
-            rate,
-            speed,
-            interval,
-            count,
-            seed,
-            looping,
-            from_start,
-            max_bad_rows,
-            dry_run,
-            json,
-        } => {
-            require_file(&file)?;
-            if !dry_run {
+        Command::Replay { options, json } => {
+            require_file(&options.file)?;
+            if !options.dry_run {
                 ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
             }
             let shutdown = signal_token();
-            let options = ReplayOptions {
-                file,
-                mode,
-                rate,
-                speed,
-                interval,
-                count,
-                seed,
-                looping,
-                from_start,
-                dry_run,
-                max_bad_rows,
-                progress: true,
-            };
             let summary =
                 tokio::task::spawn_blocking(move || replay(&config, &options, &shutdown)).await??;
             if json {

@@ -55,33 +55,51 @@ impl Mode {
     }
 }
 
-/// What to replay and how.
-#[derive(Debug, Clone)]
+/// What to replay and how (also the options of `stockstream-ingest replay`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ReplayOptions {
     /// The CSV file.
+    #[arg(long)]
     pub file: PathBuf,
-    /// How rows are taken.
+    /// max: file order, as fast as the broker takes it; ordered: all indices merged in
+    /// trade-date order, paced by --speed or --rate; sample: a random row every --interval
+    /// (the original tutorial's producer).
+    #[arg(long, value_enum, default_value = "max")]
     pub mode: Mode,
-    /// Rows per second (`max`, `ordered`); `None` is unpaced.
+    /// Rows per second (max, ordered); unpaced when absent.
+    #[arg(long)]
     pub rate: Option<f64>,
-    /// Trading days per second (`ordered`).
+    /// Trading days per second (ordered).
+    #[arg(long)]
     pub speed: Option<f64>,
-    /// Time between rows (`sample`).
+    /// Time between two rows in sample mode (e.g. 1s, 250ms).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
-    /// Rows to send before stopping (`sample`); `None` runs until stopped.
+    /// Stop after this many rows (sample); runs until stopped when absent.
+    #[arg(long)]
     pub count: Option<u64>,
-    /// Seed of the random choice (`sample`); `None` draws one.
+    /// Seed of the random choice (sample); the same seed picks the same rows.
+    #[arg(long)]
     pub seed: Option<u64>,
-    /// Start a new pass whenever one completes, until stopped.
+    /// Start a new pass over the file each time one completes, until stopped.
+    #[arg(long = "loop")]
     pub looping: bool,
-    /// Ignore recorded progress and replay the whole file again (a new pass).
+    /// Forget recorded progress and replay the whole file again.
+    #[arg(long)]
     pub from_start: bool,
-    /// Validate, encode and count only; produce nothing and record nothing.
+    /// Validate and encode the file and print the summary without producing.
+    #[arg(long)]
     pub dry_run: bool,
-    /// Stop once more than this many rows of this run were dead-lettered.
+    /// Stop (exit status 3) once more than N rows of this run were dead-lettered.
+    #[arg(long, value_name = "N")]
     pub max_bad_rows: Option<u64>,
     /// Draw a progress bar (on a terminal).
+    #[arg(skip = true)]
     pub progress: bool,
+}
+
+fn parse_interval(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("`{text}`: {error}"))
 }
 
 impl ReplayOptions {
