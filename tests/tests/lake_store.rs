@@ -98,6 +98,54 @@ async fn conformance(store: Arc<dyn LakeStore>) -> Result<()> {
         Bytes::from(large)
     );
 
+    // Conditional create: of many concurrent claims of one key exactly one wins, and the
+    // object holds the winner's bytes; an existing key is never overwritten.
+    let claims = (0..8u8).map(|writer| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let won = store
+                .put_if_absent("_stockstream/claims/42.json", Bytes::from(vec![writer; 64]))
+                .await?;
+            Ok::<_, Error>((writer, won))
+        })
+    });
+    let mut winners = Vec::new();
+    for claim in claims {
+        let (writer, won) = claim.await??;
+        if won {
+            winners.push(writer);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
+    assert_eq!(
+        store.get("_stockstream/claims/42.json").await?,
+        Bytes::from(vec![winners[0]; 64])
+    );
+    store.delete("_stockstream/claims/42.json").await?;
+    assert!(
+        store
+            .put_if_absent("_stockstream/claims/42.json", Bytes::from_static(b"again"))
+            .await?,
+        "a deleted key can be claimed again"
+    );
+    let large_claim: Vec<u8> = vec![7; MULTIPART_THRESHOLD + 1024];
+    assert!(
+        !store
+            .put_if_absent(
+                "quotes/symbol=HSI/year=1989/large.parquet",
+                Bytes::from(large_claim)
+            )
+            .await?,
+        "a multipart upload does not replace an existing object either"
+    );
+    assert_eq!(
+        store
+            .get("quotes/symbol=HSI/year=1989/large.parquet")
+            .await?
+            .len(),
+        MULTIPART_THRESHOLD + 3 * 1024 * 1024
+    );
+
     // Delete.
     store
         .delete("quotes/symbol=HSI/year=1988/two.parquet")

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::progress::{FlushIntent, intent_key, latest_intent, write_intent};
+use crate::progress::{Claim, FlushIntent, claim_intent, latest_intent};
 use crate::writer::encode_files;
 
 /// How long delivery of dead letters and commit events may take before the flush fails.
@@ -344,7 +344,7 @@ impl Sink {
     fn load_state(&mut self, partition: i32) -> Result<PartitionState> {
         let topic = self.topic().to_string();
         let store = self.store.clone();
-        let (latest, _older) = self.lake_call("reading flush intents", || {
+        let latest = self.lake_call("reading flush intents", || {
             latest_intent(store.as_ref(), &topic, partition)
         })?;
         let Some(intent) = latest else {
@@ -660,28 +660,6 @@ impl Sink {
         let topic = self.topic().to_string();
         let store = self.store.clone();
 
-        // Fencing: if another sink flushed this range meanwhile (we were a paused zombie whose
-        // partition moved), drop ours and reload the partition's position from the lake.
-        let (latest, mut obsolete) = self.lake_call("reading flush intents", || {
-            latest_intent(store.as_ref(), &topic, partition)
-        })?;
-        if let Some(latest) = &latest
-            && latest.end_offset >= start_offset
-        {
-            tracing::warn!(
-                partition,
-                start_offset,
-                lake_end_offset = latest.end_offset,
-                "another sink already flushed this range; dropping the buffer"
-            );
-            self.partitions.remove(&partition);
-            return Ok(());
-        }
-
-        // Once this flush completes, every intent listed above is superseded.
-        if let Some(latest) = &latest {
-            obsolete.push(intent_key(&topic, partition, latest.end_offset));
-        }
         let ingested_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
         let files = encode_files(
             &topic,
@@ -700,10 +678,26 @@ impl Sink {
             ingested_at,
             events,
         );
-        self.lake_call("writing a flush intent", || {
-            write_intent(store.as_ref(), &intent)
+        // Fencing: the intent claims the range; if another sink flushed it first (we were a
+        // paused zombie whose partition moved, or the zombie beat us), drop ours and continue
+        // from where the lake stands.
+        let claim = self.lake_call("writing a flush intent", || {
+            claim_intent(store.as_ref(), &intent)
         })?;
-        self.write_and_commit(consumer, &intent, files, &obsolete, reason)?;
+        let superseded = match claim {
+            Claim::Won { superseded } => superseded,
+            Claim::Lost => {
+                tracing::warn!(
+                    partition,
+                    start_offset,
+                    end_offset,
+                    "another sink already flushed this range; dropping the buffer"
+                );
+                metrics::fenced_flush();
+                return self.reload_from_lake(consumer, partition);
+            }
+        };
+        self.write_and_commit(consumer, &intent, files, &superseded, reason)?;
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.resume = Resume::From(end_offset + 1);
         }
@@ -711,6 +705,33 @@ impl Sink {
             let seconds = (Utc::now().timestamp_millis() - oldest).max(0) as f64 / 1000.0;
             metrics::commit_latency(seconds);
         }
+        self.publish_buffered();
+        Ok(())
+    }
+
+    /// Forgets what the sink holds of `partition` and moves the consumer to where the lake says
+    /// the partition stands (forwards or backwards).
+    fn reload_from_lake(&mut self, consumer: &SinkConsumer, partition: i32) -> Result<()> {
+        let mut state = self.load_state(partition)?;
+        let target = match &state.resume {
+            Resume::From(next) => *next,
+            Resume::Redo { intent, .. } => intent.start_offset,
+        };
+        let topic = self.topic().to_string();
+        match consumer.seek(
+            &topic,
+            partition,
+            Offset::Offset(target),
+            Duration::from_secs(10),
+        ) {
+            Ok(()) => {
+                tracing::info!(partition, to = target, "seeked to the lake's position");
+                state.positioned = true;
+            }
+            // The next message's offset then decides, like after an assignment.
+            Err(error) => tracing::warn!(partition, %error, "seek failed"),
+        }
+        self.partitions.insert(partition, state);
         self.publish_buffered();
         Ok(())
     }

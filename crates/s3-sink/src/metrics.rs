@@ -62,3 +62,8 @@ pub(crate) fn lake_retry() {
 pub(crate) fn buffered_bytes(bytes: usize) {
     gauge!("stockstream_sink_buffered_bytes").set(bytes as f64);
 }
+
+/// Flushes dropped because another sink had claimed their range (zombie fencing).
+pub(crate) fn fenced_flush() {
+    counter!("stockstream_sink_fenced_flushes_total").increment(1);
+}

@@ -68,37 +68,78 @@ pub(crate) fn intent_prefix(topic: &str, partition: i32) -> String {
     format!("{CONTROL_PREFIX}sink/{topic}/{partition}/")
 }
 
-/// Key of an intent; zero-padded so the latest sorts last.
-pub(crate) fn intent_key(topic: &str, partition: i32, end_offset: i64) -> String {
-    format!("{}{end_offset:020}.json", intent_prefix(topic, partition))
+/// Key of an intent, named by the first offset it covers, zero-padded so keys sort by offset.
+///
+/// Every flush starts right after the end of the partition's latest intent, so the latest intent
+/// sorts last, and two sinks that flush the same range (a paused zombie and the partition's new
+/// owner) race for the same key: [`claim_intent`] lets only one of them create it. (Intents of
+/// sinks before 0.2 were named by their end offset; the next flush's key, its start offset, still
+/// sorts after it.)
+pub(crate) fn intent_key(topic: &str, partition: i32, start_offset: i64) -> String {
+    format!("{}{start_offset:020}.json", intent_prefix(topic, partition))
 }
 
-/// Writes an intent.
-pub(crate) async fn write_intent(store: &dyn LakeStore, intent: &FlushIntent) -> Result<()> {
-    let key = intent_key(&intent.topic, intent.partition, intent.end_offset);
+/// The outcome of [`claim_intent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The range is this flush's; `superseded` are the older intents to delete once it completes.
+    Won { superseded: Vec<String> },
+    /// Another sink flushed this range (or one past it) first.
+    Lost,
+}
+
+/// Writes `intent` if, and only if, no other sink has claimed its range.
+///
+/// The intent is created with a conditional write (S3 `If-None-Match: *`, a hard link locally) at
+/// the key of its start offset, so of two sinks flushing from the same start only one succeeds.
+/// A claim is final only while it is the partition's latest intent: a zombie paused long enough for
+/// the new owner to flush twice would find its key free again (older intents are deleted), so after
+/// writing, the partition's intents are listed and any later one means the claim lost. Both steps
+/// are idempotent: retried after a lost answer, the existing object holds this very intent.
+pub(crate) async fn claim_intent(store: &dyn LakeStore, intent: &FlushIntent) -> Result<Claim> {
+    let key = intent_key(&intent.topic, intent.partition, intent.start_offset);
     let bytes = serde_json::to_vec_pretty(intent).map_err(|error| Error::Progress {
         key: key.clone(),
         reason: error.to_string(),
     })?;
-    store.put(&key, bytes.into()).await?;
-    Ok(())
+    if !store.put_if_absent(&key, bytes.clone().into()).await? {
+        match store.get(&key).await {
+            Ok(existing) if existing == bytes => {}
+            Ok(_) => return Ok(Claim::Lost),
+            // Deleted meanwhile: only a later flush deletes intents, so the range is taken.
+            Err(stockstream_common::Error::NotFound { .. }) => return Ok(Claim::Lost),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let keys = intent_keys(store, &intent.topic, intent.partition).await?;
+    if keys.last().is_some_and(|latest| *latest > key) {
+        return Ok(Claim::Lost);
+    }
+    Ok(Claim::Won {
+        superseded: keys.into_iter().filter(|other| *other < key).collect(),
+    })
 }
 
-/// Reads the latest intent of a partition, with the keys of all older ones (to delete).
-pub(crate) async fn latest_intent(
-    store: &dyn LakeStore,
-    topic: &str,
-    partition: i32,
-) -> Result<(Option<FlushIntent>, Vec<String>)> {
-    let mut keys: Vec<String> = store
+/// The keys of a partition's intents, oldest first.
+async fn intent_keys(store: &dyn LakeStore, topic: &str, partition: i32) -> Result<Vec<String>> {
+    Ok(store
         .list(&intent_prefix(topic, partition))
         .await?
         .into_iter()
         .map(|object| object.key)
         .filter(|key| key.ends_with(".json"))
-        .collect();
+        .collect())
+}
+
+/// Reads the latest intent of a partition.
+pub(crate) async fn latest_intent(
+    store: &dyn LakeStore,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<FlushIntent>> {
+    let mut keys = intent_keys(store, topic, partition).await?;
     let Some(latest_key) = keys.pop() else {
-        return Ok((None, keys));
+        return Ok(None);
     };
     let bytes = store.get(&latest_key).await?;
     let intent: FlushIntent = serde_json::from_slice(&bytes).map_err(|error| Error::Progress {
@@ -114,7 +155,7 @@ pub(crate) async fn latest_intent(
             ),
         });
     }
-    Ok((Some(intent), keys))
+    Ok(Some(intent))
 }
 
 #[cfg(test)]
@@ -122,20 +163,77 @@ mod tests {
     use super::*;
     use stockstream_common::lake::LocalStore;
 
+    fn intent(start: i64, end: i64, at_second: i64) -> FlushIntent {
+        let at = DateTime::from_timestamp(1_700_000_000 + at_second, 0).expect("time");
+        FlushIntent::new("q", 0, start, end, at, Vec::new())
+    }
+
+    fn won(claim: Claim) -> Vec<String> {
+        match claim {
+            Claim::Won { superseded } => superseded,
+            Claim::Lost => panic!("the claim lost"),
+        }
+    }
+
     #[tokio::test]
-    async fn latest_intent_is_the_highest_end_offset() {
+    async fn latest_intent_is_the_highest_start_offset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalStore::new(dir.path()).expect("store");
-        assert_eq!(latest_intent(&store, "q", 0).await.expect("reads").0, None);
+        assert_eq!(latest_intent(&store, "q", 0).await.expect("reads"), None);
+        let mut superseded = Vec::new();
         for (start, end) in [(0, 9), (10, 99), (100, 100)] {
-            let intent = FlushIntent::new("q", 0, start, end, Utc::now(), Vec::new());
-            write_intent(&store, &intent).await.expect("writes");
+            superseded = won(claim_intent(&store, &intent(start, end, 0))
+                .await
+                .expect("claims"));
         }
-        let (latest, older) = latest_intent(&store, "q", 0).await.expect("reads");
-        let latest = latest.expect("present");
+        assert_eq!(
+            superseded,
+            vec![intent_key("q", 0, 0), intent_key("q", 0, 10)]
+        );
+        let latest = latest_intent(&store, "q", 0)
+            .await
+            .expect("reads")
+            .expect("present");
         assert_eq!((latest.start_offset, latest.end_offset), (100, 100));
-        assert_eq!(older.len(), 2);
         assert!(latest.is_complete(&store).await.expect("checks"));
-        assert_eq!(latest_intent(&store, "q", 1).await.expect("reads").0, None);
+        assert_eq!(latest_intent(&store, "q", 1).await.expect("reads"), None);
+    }
+
+    #[tokio::test]
+    async fn one_sink_wins_a_range_and_a_late_zombie_loses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path()).expect("store");
+        won(claim_intent(&store, &intent(0, 9, 0))
+            .await
+            .expect("claims"));
+
+        // Two sinks flush from offset 10 with different ends: the first claim wins.
+        let owner = intent(10, 19, 1);
+        let zombie = intent(10, 25, 2);
+        won(claim_intent(&store, &owner).await.expect("claims"));
+        assert_eq!(
+            claim_intent(&store, &zombie).await.expect("claims"),
+            Claim::Lost
+        );
+        // A retry of the winner's own claim (its first answer lost) still wins.
+        won(claim_intent(&store, &owner).await.expect("claims again"));
+
+        // The owner flushes again and deletes the superseded intents, freeing key 10; a zombie
+        // that wakes only now creates key 10 but finds a later intent and loses all the same.
+        let superseded = won(claim_intent(&store, &intent(20, 29, 3))
+            .await
+            .expect("claims"));
+        for key in superseded {
+            store.delete(&key).await.expect("deletes");
+        }
+        assert_eq!(
+            claim_intent(&store, &zombie).await.expect("claims"),
+            Claim::Lost
+        );
+        let latest = latest_intent(&store, "q", 0)
+            .await
+            .expect("reads")
+            .expect("present");
+        assert_eq!((latest.start_offset, latest.end_offset), (20, 29));
     }
 }

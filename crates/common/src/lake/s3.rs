@@ -77,7 +77,37 @@ impl S3Store {
         }
     }
 
-    async fn put_multipart(&self, key: &str, full_key: &str, bytes: Bytes) -> Result<()> {
+    /// `PutObject` (or a multipart upload), with `If-None-Match: *` when `only_if_absent`.
+    /// Returns `false` when the condition failed (412: the key exists).
+    async fn put_object(&self, key: &str, bytes: Bytes, only_if_absent: bool) -> Result<bool> {
+        let full_key = self.full_key(key);
+        let condition = only_if_absent.then(|| "*".to_string());
+        if bytes.len() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, &full_key, bytes, condition).await;
+        }
+        let outcome = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .set_if_none_match(condition)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(error) if precondition_failed(&error) => Ok(false),
+            Err(error) => Err(s3_error("put", key, error)),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        full_key: &str,
+        bytes: Bytes,
+        condition: Option<String>,
+    ) -> Result<bool> {
         let created = self
             .client
             .create_multipart_upload()
@@ -114,13 +144,15 @@ impl S3Store {
                 }
             }
         }
+        let mut written = false;
         if outcome.is_ok() {
-            outcome = self
+            outcome = match self
                 .client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
                 .key(full_key)
                 .upload_id(&upload_id)
+                .set_if_none_match(condition)
                 .multipart_upload(
                     CompletedMultipartUpload::builder()
                         .set_parts(Some(parts))
@@ -128,10 +160,16 @@ impl S3Store {
                 )
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(|error| s3_error("complete multipart upload", key, error));
+            {
+                Ok(_) => {
+                    written = true;
+                    Ok(())
+                }
+                Err(error) if precondition_failed(&error) => Ok(()),
+                Err(error) => Err(s3_error("complete multipart upload", key, error)),
+            };
         }
-        if outcome.is_err() {
+        if outcome.is_err() || !written {
             // Leave no billed fragments behind; a lifecycle rule catches what this misses.
             let _ = self
                 .client
@@ -142,26 +180,30 @@ impl S3Store {
                 .send()
                 .await;
         }
-        outcome
+        outcome.map(|()| written)
     }
+}
+
+/// Whether S3 refused a conditional write because its condition failed (HTTP 412). A 409
+/// (another conditional write of the key in flight) stays an error, which the sink retries.
+fn precondition_failed<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    error
+        .raw_response()
+        .is_some_and(|response| response.status().as_u16() == 412)
 }
 
 #[async_trait::async_trait]
 impl LakeStore for S3Store {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
-        let full_key = self.full_key(key);
-        if bytes.len() > MULTIPART_THRESHOLD {
-            return self.put_multipart(key, &full_key, bytes).await;
-        }
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|error| s3_error("put", key, error))?;
-        Ok(())
+        self.put_object(key, bytes, false).await.map(|_| ())
+    }
+
+    /// S3 conditional write (`If-None-Match: *`, strongly consistent since August 2024). A store
+    /// that ignores the header would overwrite silently; see `docs/exactly-once.md`.
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        self.put_object(key, bytes, true).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {

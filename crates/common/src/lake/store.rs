@@ -27,6 +27,10 @@ pub struct ObjectMeta {
 pub trait LakeStore: Send + Sync + Debug {
     /// Writes `bytes` under `key`, replacing any previous object atomically.
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()>;
+    /// Writes `bytes` under `key` only if no object exists there, atomically with respect to
+    /// other writers: of two concurrent calls for one key exactly one returns `true`. Returns
+    /// `false` (and writes nothing) when the key is taken. The sink claims flush ranges with it.
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool>;
     /// Reads the object at `key`; [`Error::NotFound`] if there is none.
     async fn get(&self, key: &str) -> Result<Bytes>;
     /// Whether an object exists at `key`.
@@ -102,7 +106,9 @@ impl LocalStore {
         Ok(self.root.join(relative))
     }
 
-    fn put_blocking(&self, key: &str, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// Writes a staging file and moves it to `path`: replacing what is there (`rename`), or only
+    /// if nothing is (`hard_link`, which fails on an existing target). Returns whether it wrote.
+    fn put_blocking(&self, key: &str, path: &Path, bytes: &[u8], replace: bool) -> Result<bool> {
         let lake_error = |source| Error::Lake {
             operation: "put",
             key: key.to_string(),
@@ -119,12 +125,36 @@ impl LocalStore {
         file.write_all(bytes).map_err(lake_error)?;
         file.sync_all().map_err(lake_error)?;
         drop(file);
-        std::fs::rename(&staging, path).map_err(lake_error)?;
-        // Make the rename itself durable.
+        let written = if replace {
+            std::fs::rename(&staging, path).map_err(lake_error)?;
+            true
+        } else {
+            let linked = std::fs::hard_link(&staging, path);
+            let _ = std::fs::remove_file(&staging);
+            match linked {
+                Ok(()) => true,
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(error) => return Err(lake_error(error)),
+            }
+        };
+        // Make the rename (or link) itself durable.
         std::fs::File::open(parent)
             .and_then(|directory| directory.sync_all())
             .map_err(lake_error)?;
-        Ok(())
+        Ok(written)
+    }
+
+    async fn put_spawned(&self, key: &str, bytes: Bytes, replace: bool) -> Result<bool> {
+        let path = self.path_of(key)?;
+        let store = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || store.put_blocking(&key, &path, &bytes, replace))
+            .await
+            .map_err(|join| Error::Lake {
+                operation: "put",
+                key: String::new(),
+                source: std::io::Error::other(join.to_string()),
+            })?
     }
 
     fn list_blocking(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -192,16 +222,11 @@ impl LocalStore {
 #[async_trait::async_trait]
 impl LakeStore for LocalStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
-        let path = self.path_of(key)?;
-        let store = self.clone();
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || store.put_blocking(&key, &path, &bytes))
-            .await
-            .map_err(|join| Error::Lake {
-                operation: "put",
-                key: String::new(),
-                source: std::io::Error::other(join.to_string()),
-            })?
+        self.put_spawned(key, bytes, true).await.map(|_| ())
+    }
+
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        self.put_spawned(key, bytes, false).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
@@ -306,6 +331,22 @@ mod tests {
             store.get("t/a=2/f2.parquet").await,
             Err(Error::NotFound { .. })
         ));
+        assert!(
+            store
+                .put_if_absent("t/claim", Bytes::from_static(b"mine"))
+                .await
+                .expect("claims")
+        );
+        assert!(
+            !store
+                .put_if_absent("t/claim", Bytes::from_static(b"theirs"))
+                .await
+                .expect("refuses")
+        );
+        assert_eq!(
+            store.get("t/claim").await.expect("get"),
+            Bytes::from_static(b"mine")
+        );
         assert!(matches!(
             store.put("../escape", Bytes::new()).await,
             Err(Error::InvalidKey { .. })
