@@ -33,16 +33,23 @@ def main(lake: str, csv_path: str) -> int:
             segment.split("=", 1) for segment in os.path.relpath(os.path.dirname(path), os.path.join(lake, "quotes")).split(os.sep)
         )
         metadata_rows = con.execute("SELECT sum(row_group_num_rows) FROM (SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(?))", [path]).fetchone()[0]
+        columns = {name for (name,) in con.execute("SELECT name FROM parquet_schema(?)", [path]).fetchall()}
+        # The symbol is a file column unless the partition path carries it (symbol={symbol}).
+        symbol = "symbol" if "symbol" in columns else "NULL"
+        if (symbol == "NULL") != ("symbol" in parts):
+            problems.append(f"{path}: the symbol must be in the path or in the file, exactly once")
         rows = con.execute(
-            "SELECT strftime(trade_date, '%Y-%m-%d'), open, high, low, close, adj_close, volume, close_usd, kafka_partition, kafka_offset FROM read_parquet(?)",
+            f"SELECT {symbol}, strftime(trade_date, '%Y-%m-%d'), open, high, low, close, adj_close, volume, close_usd, kafka_partition, kafka_offset FROM read_parquet(?, hive_partitioning = false)",
             [path],
         ).fetchall()
         if metadata_rows != len(rows):
             problems.append(f"{path}: footer says {metadata_rows} rows, DuckDB read {len(rows)}")
-        for trade_date, *values, partition, offset in rows:
-            key = (parts["symbol"], trade_date)
-            if trade_date[:4] != parts["year"]:
-                problems.append(f"{path}: {trade_date} is not in year {parts['year']}")
+        for file_symbol, trade_date, *values, partition, offset in rows:
+            key = (file_symbol or parts.get("symbol"), trade_date)
+            # The path must agree with the row (the layouts the tests use).
+            for name, value in (("year", trade_date[:4]), ("date", trade_date), ("ym", trade_date[:7])):
+                if name in parts and parts[name] != value:
+                    problems.append(f"{path}: {trade_date} does not belong in {name}={parts[name]}")
             if (partition, offset) in seen_offsets:
                 problems.append(f"{path}: kafka partition {partition} offset {offset} appears twice")
             seen_offsets.add((partition, offset))

@@ -15,8 +15,7 @@ use stockstream_common::catalog::{columns_of, schema_fingerprint};
 use stockstream_common::config::LakeConfig;
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
-    LakeRow, LakeStore, PartitionValue, QUOTES_TABLE, encode_quotes, open_store, quote_file_schema,
-    quote_partition_keys,
+    LakeRow, LakeStore, PartitionTemplate, PartitionValue, QUOTES_TABLE, encode_quotes, open_store,
 };
 use stockstream_common::record::Quote;
 use stockstream_e2e::{Moto, Tansu, http_post, kafka_config, test_data};
@@ -68,6 +67,7 @@ async fn quotes_file(
         close_usd: 1.3,
     };
     let bytes = encode_quotes(
+        &PartitionTemplate::default(),
         &[LakeRow {
             quote,
             kafka_partition: 0,
@@ -76,7 +76,7 @@ async fn quotes_file(
         Utc::now(),
         1024,
     )?;
-    let columns = columns_of(&quote_file_schema())?;
+    let columns = columns_of(&PartitionTemplate::default().file_schema())?;
     event_for(
         store,
         symbol,
@@ -107,7 +107,7 @@ async fn event_for(
         table: QUOTES_TABLE.into(),
         table_location: format!("{QUOTES_TABLE}/"),
         object_key: key,
-        partition_keys: quote_partition_keys(),
+        partition_keys: PartitionTemplate::default().partition_keys(),
         partition: vec![
             PartitionValue {
                 name: "symbol".into(),

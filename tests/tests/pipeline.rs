@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use stockstream_common::config::{KafkaConfig, LakeConfig};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
-use stockstream_common::lake::LakeStore;
+use stockstream_common::lake::{LakeStore, PartitionTemplate};
 use stockstream_e2e::{Tansu, csv_facts, http_get, kafka_config, query, run_interop, test_data};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,14 @@ struct Services {
 }
 
 fn sink_config(kafka: &KafkaConfig, lake: &Path) -> Result<stockstream_s3_sink::Config> {
+    sink_config_with(kafka, lake, PartitionTemplate::default())
+}
+
+fn sink_config_with(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+) -> Result<stockstream_s3_sink::Config> {
     let mut config = stockstream_s3_sink::Config::load(None)?;
     config.kafka = kafka.clone();
     config.lake = LakeConfig::Local {
@@ -38,6 +46,7 @@ fn sink_config(kafka: &KafkaConfig, lake: &Path) -> Result<stockstream_s3_sink::
     config.http.listen = "127.0.0.1:0".parse()?;
     config.sink.group_id = format!("{}-sink", kafka.client_id);
     config.sink.flush_interval = Duration::from_millis(500);
+    config.sink.partition_template = template;
     Ok(config)
 }
 
@@ -49,6 +58,14 @@ fn ingest_config(kafka: &KafkaConfig, state: &Path) -> Result<stockstream_ingest
 }
 
 async fn start_services(kafka: &KafkaConfig, lake: &Path) -> Result<Services> {
+    start_services_with(kafka, lake, PartitionTemplate::default()).await
+}
+
+async fn start_services_with(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+) -> Result<Services> {
     // Service logs appear with `cargo test -- --nocapture` (RUST_LOG picks the level).
     stockstream_common::telemetry::init_tracing(&stockstream_common::config::TelemetryConfig {
         log_format: stockstream_common::config::LogFormat::Pretty,
@@ -56,7 +73,7 @@ async fn start_services(kafka: &KafkaConfig, lake: &Path) -> Result<Services> {
     });
     let sink_token = CancellationToken::new();
     let sink = tokio::spawn(stockstream_s3_sink::run(
-        sink_config(kafka, lake)?,
+        sink_config_with(kafka, lake, template)?,
         sink_token.clone(),
     ));
 
@@ -412,6 +429,98 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     assert_eq!(distinct["rows"][0], serde_json::json!([2 * 5693, 2 * 5693]));
 
     stop(services).await?;
+    Ok(())
+}
+
+/// `sink.partition_template = "date={yyyy-mm-dd}"` (the tick-stream layout): one directory per
+/// trading day, the symbol kept in the files, the same answers from SQL and DuckDB; and a lake keeps
+/// the layout it was created with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_daily_partition_layout_holds_and_answers_the_same_data() -> Result<()> {
+    let csv = test_data();
+    let facts = csv_facts(&csv)?;
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, "daily");
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let summary = replay(
+        &ingest_config(&kafka, &work.path().join("ingest"))?,
+        &csv,
+        false,
+    )
+    .await?;
+    assert_eq!(summary.produced, 5693);
+    let daily: PartitionTemplate = "date={yyyy-mm-dd}".parse().map_err(anyhow::Error::msg)?;
+    let mut services = start_services_with(&kafka, &lake, daily).await?;
+    let api = services.api;
+    wait_for_count(
+        &mut services,
+        "SELECT count(*) FROM quotes WHERE symbol = 'HSI'",
+        5693,
+        Duration::from_secs(180),
+    )
+    .await?;
+
+    // One partition per trading day, pruned by a date predicate, with the CSV's values.
+    let days = query(api, "SELECT count(DISTINCT date) FROM quotes").await?;
+    assert_eq!(scalar(&days)?.as_u64(), Some(5693));
+    let per_year = query(
+        api,
+        "SELECT CAST(substr(date, 1, 4) AS INT) AS year, count(*), max(close) FROM quotes GROUP BY 1 ORDER BY 1",
+    )
+    .await?;
+    for row in per_year["rows"].as_array().context("rows")? {
+        let year = row[0].as_i64().context("year")? as i32;
+        assert_eq!(row[1].as_u64(), Some(facts.rows_per_year[&year]), "{year}");
+        assert_eq!(
+            row[2].as_f64(),
+            Some(facts.max_close_per_year[&year]),
+            "{year}"
+        );
+    }
+    let one_day = query(
+        api,
+        "SELECT symbol, trade_date, date FROM quotes WHERE date = '1987-01-02'",
+    )
+    .await?;
+    assert_eq!(
+        one_day["rows"],
+        serde_json::json!([["HSI", "1987-01-02", "1987-01-02"]])
+    );
+    stop(services).await?;
+
+    let store = stockstream_common::lake::LocalStore::new(&lake)?;
+    let keys: Vec<String> = store
+        .list("quotes/")
+        .await?
+        .into_iter()
+        .map(|object| object.key)
+        .collect();
+    assert!(
+        keys.iter().all(|key| key.starts_with("quotes/date=")
+            && key.contains(&format!("/{}+", kafka.topics.quotes))),
+        "{:?}",
+        &keys[..3.min(keys.len())]
+    );
+    let report = run_interop(
+        "check_lake.py",
+        &[
+            lake.to_str().context("utf-8 path")?,
+            csv.to_str().context("utf-8 path")?,
+        ],
+    )?;
+    assert!(report.contains("5693 rows read by DuckDB"), "{report}");
+
+    // The same lake with the default layout: the sink refuses to mix layouts.
+    let refused = stockstream_s3_sink::run(sink_config(&kafka, &lake)?, CancellationToken::new())
+        .await
+        .expect_err("another layout must be refused")
+        .to_string();
+    assert!(
+        refused.contains("date={yyyy-mm-dd}") && refused.contains("symbol={symbol}/year={year}"),
+        "{refused}"
+    );
     Ok(())
 }
 

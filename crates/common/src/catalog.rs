@@ -215,14 +215,17 @@ pub fn schema_fingerprint(columns: &[Column]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::{LocalStore, quote_file_schema};
+    use crate::lake::{LocalStore, PartitionTemplate};
 
     #[test]
     fn quote_schema_maps_to_glue_types_and_back() {
-        let columns = columns_of(&quote_file_schema()).expect("maps");
-        assert_eq!(columns[0].data_type, "date");
-        assert_eq!(columns[6].data_type, "bigint");
-        for (column, field) in columns.iter().zip(quote_file_schema().fields()) {
+        let template: PartitionTemplate = "date={yyyy-mm-dd}".parse().expect("valid");
+        let schema = template.file_schema();
+        let columns = columns_of(&schema).expect("maps");
+        assert_eq!(columns[0].data_type, "string");
+        assert_eq!(columns[1].data_type, "date");
+        assert_eq!(columns[7].data_type, "bigint");
+        for (column, field) in columns.iter().zip(schema.fields()) {
             assert_eq!(
                 arrow_type(&column.data_type).as_ref(),
                 Some(field.data_type())

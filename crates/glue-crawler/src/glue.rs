@@ -781,6 +781,18 @@ fn projection_parameters(
             .filter(|value| value.name == key.name)
             .map(|value| value.value.as_str())
             .collect();
+        // ISO dates (`{yyyy-mm-dd}`: 10 characters) or months (`{yyyy-mm}`: 7).
+        let all_iso = |length: usize, suffix: &str| {
+            !values.is_empty()
+                && values.iter().all(|value| {
+                    value.len() == length
+                        && chrono::NaiveDate::parse_from_str(
+                            &format!("{value}{suffix}"),
+                            "%Y-%m-%d",
+                        )
+                        .is_ok()
+                })
+        };
         if key.data_type == "int" || key.data_type == "bigint" {
             let numbers: Vec<i64> = values
                 .iter()
@@ -792,7 +804,42 @@ fn projection_parameters(
                     format!("projection.{}.range", key.name),
                     format!("{min},{max}"),
                 );
+                // Zero-padded values (`month=03`): Athena must render them the same way.
+                if let Some(width) = values
+                    .iter()
+                    .filter(|value| value.len() > 1 && value.starts_with('0'))
+                    .map(|value| value.len())
+                    .max()
+                {
+                    parameters.insert(format!("projection.{}.digits", key.name), width.to_string());
+                }
             }
+        } else if let Some((java_format, unit)) = [
+            (all_iso(10, ""), "yyyy-MM-dd", "DAYS"),
+            (all_iso(7, "-01"), "yyyy-MM", "MONTHS"),
+        ]
+        .into_iter()
+        .find_map(|(matches, format, unit)| matches.then_some((format, unit)))
+        {
+            // ISO dates (`date={yyyy-mm-dd}`, `{yyyy-mm}`): a date projection, not an ever
+            // growing enum. ISO strings sort like the dates they name.
+            let (Some(min), Some(max)) = (values.first(), values.last()) else {
+                continue;
+            };
+            parameters.insert(format!("projection.{}.type", key.name), "date".into());
+            parameters.insert(
+                format!("projection.{}.format", key.name),
+                java_format.into(),
+            );
+            parameters.insert(
+                format!("projection.{}.range", key.name),
+                format!("{min},{max}"),
+            );
+            parameters.insert(format!("projection.{}.interval", key.name), "1".into());
+            parameters.insert(
+                format!("projection.{}.interval.unit", key.name),
+                unit.into(),
+            );
         } else if !values.is_empty() {
             parameters.insert(format!("projection.{}.type", key.name), "enum".into());
             parameters.insert(
@@ -824,7 +871,13 @@ fn merge_projection(
                 };
                 match (parse(old), parse(value)) {
                     (Some((a, b)), Some((c, d))) => format!("{},{}", a.min(c), b.max(d)),
-                    _ => value.clone(),
+                    // Date ranges: ISO dates compare as strings.
+                    _ => match (old.split_once(','), value.split_once(',')) {
+                        (Some((a, b)), Some((c, d))) => {
+                            format!("{},{}", a.trim().min(c.trim()), b.trim().max(d.trim()))
+                        }
+                        _ => value.clone(),
+                    },
                 }
             }
             _ => value.clone(),
@@ -832,4 +885,113 @@ fn merge_projection(
         merged.insert(key.clone(), widened);
     }
     merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, Utc};
+    use stockstream_common::events::LAKE_COMMIT_VERSION;
+    use stockstream_common::lake::{PartitionTemplate, PartitionValue};
+    use stockstream_common::record::Quote;
+
+    fn event(template: &PartitionTemplate, symbol: &str, date: NaiveDate) -> LakeCommitEvent {
+        let quote = Quote {
+            symbol: symbol.into(),
+            trade_date: date,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            adj_close: 1.0,
+            volume: 1,
+            close_usd: 1.0,
+        };
+        let partition: Vec<PartitionValue> = template.partition(&quote);
+        LakeCommitEvent {
+            version: LAKE_COMMIT_VERSION,
+            table: "quotes".into(),
+            table_location: "quotes/".into(),
+            object_key: format!("quotes/{}/f.parquet", partition_path(&partition)),
+            partition_keys: template.partition_keys(),
+            partition,
+            row_count: 1,
+            size_bytes: 1,
+            min_trade_date: date,
+            max_trade_date: date,
+            schema_fingerprint: "f".into(),
+            source_topic: "quotes".into(),
+            source_partition: 0,
+            first_offset: 0,
+            last_offset: 0,
+            committed_at: Utc::now(),
+        }
+    }
+
+    fn projection(template: &str, quotes: &[(&str, (i32, u32, u32))]) -> BTreeMap<String, String> {
+        let template: PartitionTemplate = template.parse().expect("valid");
+        let events: Vec<LakeCommitEvent> = quotes
+            .iter()
+            .map(|(symbol, (year, month, day))| {
+                let date = NaiveDate::from_ymd_opt(*year, *month, *day).expect("date");
+                event(&template, symbol, date)
+            })
+            .collect();
+        let refs: Vec<&LakeCommitEvent> = events.iter().collect();
+        projection_parameters("s3://b/quotes/", &template.partition_keys(), &refs)
+    }
+
+    #[test]
+    fn projections_follow_the_partition_template() {
+        let default = projection(
+            "symbol={symbol}/year={year}",
+            &[("HSI", (1987, 1, 2)), ("N225", (1990, 5, 1))],
+        );
+        assert_eq!(default["projection.symbol.type"], "enum");
+        assert_eq!(default["projection.symbol.values"], "HSI,N225");
+        assert_eq!(default["projection.year.range"], "1987,1990");
+        assert!(!default.contains_key("projection.year.digits"));
+        assert_eq!(
+            default["storage.location.template"],
+            "s3://b/quotes/symbol=${symbol}/year=${year}/"
+        );
+
+        let daily = projection(
+            "date={yyyy-mm-dd}",
+            &[
+                ("HSI", (1987, 1, 2)),
+                ("HSI", (1987, 3, 9)),
+                ("X", (1986, 12, 31)),
+            ],
+        );
+        assert_eq!(daily["projection.date.type"], "date");
+        assert_eq!(daily["projection.date.format"], "yyyy-MM-dd");
+        assert_eq!(daily["projection.date.range"], "1986-12-31,1987-03-09");
+        assert_eq!(daily["projection.date.interval.unit"], "DAYS");
+
+        let monthly = projection("ym={yyyy-mm}", &[("HSI", (1987, 1, 2))]);
+        assert_eq!(monthly["projection.ym.format"], "yyyy-MM");
+        assert_eq!(monthly["projection.ym.interval.unit"], "MONTHS");
+
+        let padded = projection(
+            "year={yyyy}/month={mm}",
+            &[("HSI", (1987, 1, 2)), ("HSI", (1987, 11, 2))],
+        );
+        assert_eq!(padded["projection.month.range"], "1,11");
+        assert_eq!(padded["projection.month.digits"], "2");
+
+        // Widening a date range keeps the earliest start and the latest end.
+        let current = std::collections::HashMap::from([(
+            "projection.date.range".to_string(),
+            "1987-01-02,1987-03-09".to_string(),
+        )]);
+        let wanted = BTreeMap::from([(
+            "projection.date.range".to_string(),
+            "1986-12-31,1987-02-01".to_string(),
+        )]);
+        assert_eq!(
+            merge_projection(&current, &wanted)["projection.date.range"],
+            "1986-12-31,1987-03-09"
+        );
+    }
 }

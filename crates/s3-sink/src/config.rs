@@ -9,6 +9,7 @@ use stockstream_common::config::{
     HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
     parse_duration,
 };
+use stockstream_common::lake::PartitionTemplate;
 use stockstream_common::{Error, Result};
 
 const SINK_DEFAULTS: &str = r#"
@@ -22,6 +23,7 @@ row_group_size = 131072
 poll_timeout = "100ms"
 session_timeout = "10s"
 dead_letter_tolerance = "all"
+partition_template = "symbol={symbol}/year={year}"
 
 [http]
 listen = "127.0.0.1:9101"
@@ -49,6 +51,7 @@ struct RawSinkSection {
     poll_timeout: String,
     session_timeout: String,
     dead_letter_tolerance: String,
+    partition_template: String,
 }
 
 /// The sink's validated configuration.
@@ -90,6 +93,10 @@ pub struct SinkConfig {
     /// How many undecodable messages the sink dead-letters before it stops with an error
     /// (`None`: all of them, like Kafka Connect's `errors.tolerance=all`).
     pub dead_letter_tolerance: Option<u64>,
+    /// Hive-style partition path of the files below the table, e.g. `symbol={symbol}/year={year}`
+    /// or `date={yyyy-mm-dd}` (see [`PartitionTemplate`]). A lake keeps the layout it was
+    /// created with: the sink refuses to start with another one.
+    pub partition_template: PartitionTemplate,
 }
 
 impl Config {
@@ -117,6 +124,10 @@ impl Config {
                 row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
                 poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,
                 session_timeout: parse_duration("sink.session_timeout", &sink.session_timeout)?,
+                partition_template: sink
+                    .partition_template
+                    .parse()
+                    .map_err(|reason: String| Error::config("sink.partition_template", reason))?,
                 dead_letter_tolerance: match sink.dead_letter_tolerance.trim() {
                     "all" => None,
                     text => Some(text.parse().map_err(|_| {
@@ -141,5 +152,29 @@ mod tests {
         let config = Config::load(None).expect("defaults are valid");
         assert_eq!(config.sink.flush_interval, Duration::from_secs(2));
         assert_eq!(config.http.listen.port(), 9101);
+        assert_eq!(config.sink.partition_template, PartitionTemplate::default());
+    }
+
+    #[test]
+    fn a_bad_partition_template_names_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sink.toml");
+        std::fs::write(&file, "[sink]\npartition_template = \"date={yyyy-mm-dd\"\n")
+            .expect("writes");
+        let error = Config::load(Some(&file)).expect_err("invalid").to_string();
+        assert!(
+            error.contains("sink.partition_template") && error.contains("not closed"),
+            "{error}"
+        );
+        std::fs::write(
+            &file,
+            "[sink]\npartition_template = \"date={yyyy-mm-dd}\"\n",
+        )
+        .expect("writes");
+        let config = Config::load(Some(&file)).expect("valid");
+        assert_eq!(
+            config.sink.partition_template.to_string(),
+            "date={yyyy-mm-dd}"
+        );
     }
 }

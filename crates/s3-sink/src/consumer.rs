@@ -17,7 +17,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use stockstream_common::catalog::{columns_of, schema_fingerprint};
 use stockstream_common::http::Readiness;
 use stockstream_common::kafka::{Producer, consumer_config, headers, producer_config};
-use stockstream_common::lake::{LakeRow, LakeStore, quote_file_schema};
+use stockstream_common::lake::{LakeRow, LakeStore};
 use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -205,7 +205,7 @@ pub(crate) fn run_blocking(
             source: error,
         })?;
     let producer = Producer::new(&producer_config(&config.kafka, "sink-producer", &[]))?;
-    let columns = columns_of(&quote_file_schema())?;
+    let columns = columns_of(&config.sink.partition_template.file_schema())?;
     let mut sink = Sink {
         schema_fingerprint: schema_fingerprint(&columns),
         config,
@@ -550,6 +550,7 @@ impl Sink {
         };
         let rows: Vec<LakeRow> = rows.into_values().flatten().collect();
         let files = encode_files(
+            &self.config.sink.partition_template,
             &intent.topic,
             partition,
             rows,
@@ -662,6 +663,7 @@ impl Sink {
 
         let ingested_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
         let files = encode_files(
+            &self.config.sink.partition_template,
             &topic,
             partition,
             rows,

@@ -38,6 +38,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The lake's table was created with another partition layout than the configured one.
+    #[error(
+        "the lake's table `{table}` is laid out as `{in_lake}` (recorded in `{key}`), but sink.partition_template is `{configured}`: set the template back, or write to a new lake (lake.root / lake.prefix)"
+    )]
+    Layout {
+        table: String,
+        key: String,
+        in_lake: String,
+        configured: String,
+    },
+
     /// The consumer thread ended abnormally.
     #[error("the consumer thread panicked: {0}")]
     Panicked(String),
@@ -49,7 +60,10 @@ impl Error {
         match self {
             Error::Common(error) => error.is_retryable(),
             Error::Consume { .. } | Error::Delivery { .. } => true,
-            Error::Progress { .. } | Error::Panicked(_) | Error::Tolerance { .. } => false,
+            Error::Progress { .. }
+            | Error::Panicked(_)
+            | Error::Tolerance { .. }
+            | Error::Layout { .. } => false,
         }
     }
 }

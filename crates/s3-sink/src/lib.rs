@@ -6,7 +6,8 @@
 //!                                                                      └──▶ `lake.commits` events ─▶ offset commit
 //! ```
 //!
-//! - Files are Hive-partitioned (`quotes/symbol=HSI/year=1987/…`), zstd-compressed, typed
+//! - Files are Hive-partitioned by `sink.partition_template` (default
+//!   `quotes/symbol=HSI/year=1987/…`; e.g. `quotes/date=1987-01-02/…`), zstd-compressed, typed
 //!   (DATE, DOUBLE, BIGINT, UTC timestamp) and carry lineage columns (Kafka partition, offset,
 //!   ingestion time). Keys name the Kafka partition and offset range they hold.
 //! - Buffers flush on a record count, on a wall-clock interval (so quiet partitions land) and on
@@ -28,7 +29,7 @@ mod writer;
 use bytes::Bytes;
 use stockstream_common::http::{Readiness, ops_router, serve_while};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
-use stockstream_common::lake::{CONTROL_PREFIX, open_store};
+use stockstream_common::lake::{CONTROL_PREFIX, QUOTES_TABLE, open_store};
 use stockstream_common::telemetry::metrics_handle;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +57,12 @@ async fn consume(config: Config, readiness: Readiness, shutdown: CancellationTok
             Bytes::from_static(b"ok"),
         )
         .await?;
+    progress::ensure_layout(
+        store.as_ref(),
+        QUOTES_TABLE,
+        &config.sink.partition_template,
+    )
+    .await?;
     readiness.set("lake", true, format!("writable at {}", store.url()));
     readiness.set("kafka", false, "connecting");
     ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;

@@ -7,8 +7,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use stockstream_common::catalog::Column;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::lake::{CONTROL_PREFIX, LakeStore};
+use stockstream_common::lake::{CONTROL_PREFIX, LakeStore, PartitionTemplate};
 
 use crate::error::{Error, Result};
 
@@ -131,6 +132,51 @@ async fn intent_keys(store: &dyn LakeStore, topic: &str, partition: i32) -> Resu
         .collect())
 }
 
+/// The layout a table's files were written with, recorded once in the lake.
+#[derive(Debug, Serialize, Deserialize)]
+struct TableLayout {
+    table: String,
+    partition_template: PartitionTemplate,
+    partition_keys: Vec<Column>,
+}
+
+/// Records the table's layout on first use, or checks that the lake's matches `template`: files of
+/// two layouts under one table would make it unreadable for Glue, Athena and the local catalog.
+pub(crate) async fn ensure_layout(
+    store: &dyn LakeStore,
+    table: &str,
+    template: &PartitionTemplate,
+) -> Result<()> {
+    let key = format!("{CONTROL_PREFIX}tables/{table}/layout.json");
+    let wanted = TableLayout {
+        table: table.to_string(),
+        partition_template: template.clone(),
+        partition_keys: template.partition_keys(),
+    };
+    let bytes = serde_json::to_vec_pretty(&wanted).map_err(|error| Error::Progress {
+        key: key.clone(),
+        reason: error.to_string(),
+    })?;
+    if store.put_if_absent(&key, bytes.into()).await? {
+        tracing::info!(table, template = %template, "recorded the table's partition layout");
+        return Ok(());
+    }
+    let existing: TableLayout =
+        serde_json::from_slice(&store.get(&key).await?).map_err(|error| Error::Progress {
+            key: key.clone(),
+            reason: error.to_string(),
+        })?;
+    if !existing.partition_template.same_layout(template) {
+        return Err(Error::Layout {
+            table: table.to_string(),
+            key,
+            in_lake: existing.partition_template.to_string(),
+            configured: template.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads the latest intent of a partition.
 pub(crate) async fn latest_intent(
     store: &dyn LakeStore,
@@ -197,6 +243,36 @@ mod tests {
         assert_eq!((latest.start_offset, latest.end_offset), (100, 100));
         assert!(latest.is_complete(&store).await.expect("checks"));
         assert_eq!(latest_intent(&store, "q", 1).await.expect("reads"), None);
+    }
+
+    #[tokio::test]
+    async fn a_lake_keeps_the_layout_it_was_created_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path()).expect("store");
+        let default = PartitionTemplate::default();
+        ensure_layout(&store, "quotes", &default)
+            .await
+            .expect("records");
+        ensure_layout(&store, "quotes", &default)
+            .await
+            .expect("matches");
+        let same: PartitionTemplate = "symbol={symbol}/year={yyyy}".parse().expect("valid");
+        ensure_layout(&store, "quotes", &same)
+            .await
+            .expect("same layout");
+        let daily: PartitionTemplate = "date={yyyy-mm-dd}".parse().expect("valid");
+        let error = ensure_layout(&store, "quotes", &daily)
+            .await
+            .expect_err("another layout");
+        let message = error.to_string();
+        assert!(
+            message.contains("symbol={symbol}/year={year}")
+                && message.contains("date={yyyy-mm-dd}"),
+            "{message}"
+        );
+        ensure_layout(&store, "ticks", &daily)
+            .await
+            .expect("another table");
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
-    LakeRow, PartitionValue, QUOTES_TABLE, data_object_key, encode_quotes, partition_path,
-    quote_partition, quote_partition_keys,
+    LakeRow, PartitionTemplate, PartitionValue, QUOTES_TABLE, data_object_key, encode_quotes,
+    partition_path,
 };
 
 use crate::error::Result;
@@ -23,6 +23,7 @@ pub(crate) struct EncodedFile {
 ///
 /// Deterministic: the same rows (in offset order) and `ingested_at` give the same keys and bytes.
 pub(crate) fn encode_files(
+    template: &PartitionTemplate,
     topic: &str,
     kafka_partition: i32,
     rows: Vec<LakeRow>,
@@ -32,7 +33,7 @@ pub(crate) fn encode_files(
 ) -> Result<Vec<EncodedFile>> {
     let mut groups: BTreeMap<String, (Vec<PartitionValue>, Vec<LakeRow>)> = BTreeMap::new();
     for row in rows {
-        let partition = quote_partition(&row.quote);
+        let partition = template.partition(&row.quote);
         groups
             .entry(partition_path(&partition))
             .or_insert_with(|| (partition, Vec::new()))
@@ -59,14 +60,14 @@ pub(crate) fn encode_files(
         let (Some(min_trade_date), Some(max_trade_date)) = (min_trade_date, max_trade_date) else {
             continue;
         };
-        let bytes = encode_quotes(&rows, ingested_at, row_group_size)?;
+        let bytes = encode_quotes(template, &rows, ingested_at, row_group_size)?;
         files.push(EncodedFile {
             event: LakeCommitEvent {
                 version: LAKE_COMMIT_VERSION,
                 table: QUOTES_TABLE.to_string(),
                 table_location: format!("{QUOTES_TABLE}/"),
                 object_key,
-                partition_keys: quote_partition_keys(),
+                partition_keys: template.partition_keys(),
                 partition,
                 row_count: rows.len() as u64,
                 size_bytes: bytes.len() as u64,
@@ -118,7 +119,8 @@ mod tests {
             row(7, "HSI", 1988),
             row(8, "HSI", 1987),
         ];
-        let files = encode_files("quotes", 0, rows, at, 1024, "fp").expect("encodes");
+        let template = PartitionTemplate::default();
+        let files = encode_files(&template, "quotes", 0, rows, at, 1024, "fp").expect("encodes");
         let keys: Vec<_> = files
             .iter()
             .map(|file| file.event.object_key.as_str())
@@ -133,6 +135,7 @@ mod tests {
         );
         assert_eq!(files[0].event.row_count, 2);
         let again = encode_files(
+            &template,
             "quotes",
             0,
             vec![row(5, "HSI", 1987), row(8, "HSI", 1987)],
@@ -178,7 +181,9 @@ mod tests {
                 kafka_offset: offset as i64,
             })
             .collect();
-        let files = encode_files("quotes", 0, rows, Utc::now(), 131_072, "f").expect("encodes");
+        let template = PartitionTemplate::default();
+        let files =
+            encode_files(&template, "quotes", 0, rows, Utc::now(), 131_072, "f").expect("encodes");
         let seconds = started.elapsed().as_secs_f64();
         let bytes: u64 = files.iter().map(|file| file.event.size_bytes).sum();
         println!(

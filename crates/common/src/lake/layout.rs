@@ -1,10 +1,6 @@
 //! Partition paths and object keys.
 
-use chrono::Datelike;
 use serde::{Deserialize, Serialize};
-
-use crate::catalog::Column;
-use crate::record::Quote;
 
 /// Name (and top-level prefix) of the quotes table.
 pub const QUOTES_TABLE: &str = "quotes";
@@ -18,34 +14,6 @@ pub struct PartitionValue {
     pub name: String,
     /// Value as it appears in the path, unescaped.
     pub value: String,
-}
-
-/// The partition a quote belongs to: `symbol=…/year=…`.
-pub fn quote_partition(quote: &Quote) -> Vec<PartitionValue> {
-    vec![
-        PartitionValue {
-            name: "symbol".to_string(),
-            value: quote.symbol.clone(),
-        },
-        PartitionValue {
-            name: "year".to_string(),
-            value: quote.trade_date.year().to_string(),
-        },
-    ]
-}
-
-/// Partition keys of the quotes table with their Glue types.
-pub fn quote_partition_keys() -> Vec<Column> {
-    vec![
-        Column {
-            name: "symbol".to_string(),
-            data_type: "string".to_string(),
-        },
-        Column {
-            name: "year".to_string(),
-            data_type: "int".to_string(),
-        },
-    ]
 }
 
 /// Renders partition values as a path, e.g. `symbol=HSI/year=1987`.

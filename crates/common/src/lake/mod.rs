@@ -8,19 +8,23 @@
 //! _stockstream/…   control files (sink progress, catalog), never part of a table
 //! ```
 //!
-//! Partition columns (`symbol`, `year`) live in the path, not in the files, as Hive, Glue and
-//! Athena expect; each file holds the remaining columns plus lineage (Kafka partition and offset,
-//! ingestion time).
+//! The partition path comes from a template ([`PartitionTemplate`], default
+//! `symbol={symbol}/year={year}`; e.g. `date={yyyy-mm-dd}` for tick streams). Partition columns
+//! live in the path, not in the files, as Hive, Glue and Athena expect; each file holds the
+//! remaining columns (`symbol` too when the path does not carry it) plus lineage (Kafka partition
+//! and offset, ingestion time).
 
 mod layout;
 mod parquet;
 mod s3;
 mod store;
+mod template;
 
 pub use self::layout::{
     CONTROL_PREFIX, PartitionValue, QUOTES_TABLE, data_object_key, hive_escape, hive_unescape,
-    parse_partition_path, partition_path, quote_partition, quote_partition_keys,
+    parse_partition_path, partition_path,
 };
-pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes, quote_file_schema};
+pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes};
 pub use self::s3::{MULTIPART_THRESHOLD, S3Store};
 pub use self::store::{LakeStore, LocalStore, ObjectMeta, open_store};
+pub use self::template::{DEFAULT_PARTITION_TEMPLATE, PartitionTemplate};

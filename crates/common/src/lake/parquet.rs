@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use super::template::PartitionTemplate;
 use crate::Result;
 use crate::record::Quote;
 
@@ -29,38 +30,21 @@ pub struct LakeRow {
     pub kafka_offset: i64,
 }
 
-/// Schema of the quotes files: the data columns except the partition columns, then lineage.
-pub fn quote_file_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("trade_date", DataType::Date32, false),
-        Field::new("open", DataType::Float64, false),
-        Field::new("high", DataType::Float64, false),
-        Field::new("low", DataType::Float64, false),
-        Field::new("close", DataType::Float64, false),
-        Field::new("adj_close", DataType::Float64, false),
-        Field::new("volume", DataType::Int64, false),
-        Field::new("close_usd", DataType::Float64, false),
-        Field::new("kafka_partition", DataType::Int32, false),
-        Field::new("kafka_offset", DataType::Int64, false),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
 /// Encodes rows as one zstd-compressed Parquet file.
 ///
 /// The output depends only on its inputs (rows in the given order, `ingested_at`, the row-group
 /// size and this crate's version), so a sink that replays the same Kafka range after a crash writes
 /// byte-identical files.
 pub fn encode_quotes(
+    template: &PartitionTemplate,
     rows: &[LakeRow],
     ingested_at: DateTime<Utc>,
     row_group_size: usize,
 ) -> Result<Bytes> {
-    let schema = quote_file_schema();
+    let schema = template.file_schema();
+    let mut symbol = template
+        .symbol_in_files()
+        .then(|| StringBuilder::with_capacity(rows.len(), rows.len() * 8));
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let mut trade_date = Date32Builder::with_capacity(rows.len());
     let mut open = Float64Builder::with_capacity(rows.len());
@@ -76,6 +60,9 @@ pub fn encode_quotes(
     let ingested_micros = ingested_at.timestamp_micros();
     for row in rows {
         let quote = &row.quote;
+        if let Some(symbol) = &mut symbol {
+            symbol.append_value(&quote.symbol);
+        }
         // Dates are validated to years 1800-2200, far inside i32 days.
         trade_date.append_value((quote.trade_date - epoch).num_days() as i32);
         open.append_value(quote.open);
@@ -89,7 +76,11 @@ pub fn encode_quotes(
         kafka_offset.append_value(row.kafka_offset);
         ingested.append_value(ingested_micros);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    if let Some(mut symbol) = symbol {
+        columns.push(Arc::new(symbol.finish()));
+    }
+    columns.extend::<[ArrayRef; 11]>([
         Arc::new(trade_date.finish()),
         Arc::new(open.finish()),
         Arc::new(high.finish()),
@@ -101,7 +92,7 @@ pub fn encode_quotes(
         Arc::new(kafka_partition.finish()),
         Arc::new(kafka_offset.finish()),
         Arc::new(ingested.finish()),
-    ];
+    ]);
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
@@ -152,8 +143,9 @@ mod tests {
             .single()
             .expect("time");
         let rows = vec![row(7, 2), row(8, 5)];
-        let first = encode_quotes(&rows, at, 1000).expect("encodes");
-        let second = encode_quotes(&rows, at, 1000).expect("encodes");
+        let template = PartitionTemplate::default();
+        let first = encode_quotes(&template, &rows, at, 1000).expect("encodes");
+        let second = encode_quotes(&template, &rows, at, 1000).expect("encodes");
         assert_eq!(first, second);
 
         let reader = ParquetRecordBatchReaderBuilder::try_new(first.clone())
@@ -166,7 +158,29 @@ mod tests {
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
         assert_eq!(
             decode_parquet_schema(first).expect("schema"),
-            quote_file_schema()
+            template.file_schema()
         );
+
+        // A layout without the symbol in the path keeps it in the files.
+        let daily: PartitionTemplate = "date={yyyy-mm-dd}".parse().expect("valid");
+        let file = encode_quotes(&daily, &rows, at, 1000).expect("encodes");
+        assert_eq!(
+            decode_parquet_schema(file.clone()).expect("schema"),
+            daily.file_schema()
+        );
+        let batch = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .build()
+            .expect("build")
+            .next()
+            .expect("a batch")
+            .expect("reads");
+        let symbols = batch
+            .column_by_name("symbol")
+            .expect("symbol column")
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("strings");
+        assert_eq!(symbols.value(1), "HSI");
     }
 }
