@@ -55,7 +55,7 @@ bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a conflu
 	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_ingest.py
 
 .PHONY: bench-sink
-bench-sink: tools ## Benchmark: sink vs a raw confluent-kafka consume (1M rows), encode rate, freshness p99
+bench-sink: tools ## Benchmark: sink vs a raw confluent-kafka consume (1M rows), peak RSS with 4,000 open paths, encode rate, freshness p99
 	cargo build --release -p stockstream-s3-sink -p stockstream-ingest --bins
 	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_sink.py
 	cargo test --release -p stockstream-s3-sink --lib -- --ignored --nocapture encode_rate

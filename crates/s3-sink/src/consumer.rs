@@ -124,8 +124,10 @@ struct PartitionState {
     /// Whether the loop already decided to seek on this partition's first message.
     positioned: bool,
     buffer: Vec<LakeRow>,
-    /// Estimated bytes of `buffer`.
+    /// Memory held by `buffer`: its allocated capacity plus the symbols' heap blocks.
     buffered_bytes: usize,
+    /// The symbols' heap blocks alone.
+    symbol_bytes: usize,
     /// First and last offsets consumed since the last flush (dead letters included).
     pending: Option<(i64, i64)>,
     pending_since: Option<Instant>,
@@ -139,6 +141,7 @@ impl PartitionState {
             positioned: false,
             buffer: Vec::new(),
             buffered_bytes: 0,
+            symbol_bytes: 0,
             pending: None,
             pending_since: None,
             oldest_timestamp_ms: None,
@@ -431,8 +434,11 @@ impl Sink {
         let timestamp = message.timestamp().to_millis();
         if let Some(state) = self.partitions.get_mut(&partition) {
             if let Some(row) = row {
-                state.buffered_bytes += row_size(&row);
+                state.symbol_bytes += heap_block(row.quote.symbol.capacity());
                 state.buffer.push(row);
+                // The vector's capacity, not its length: growth doubles the allocation.
+                state.buffered_bytes =
+                    state.buffer.capacity() * std::mem::size_of::<LakeRow>() + state.symbol_bytes;
             }
             state.pending = Some(match state.pending {
                 Some((first, _)) => (first, offset),
@@ -656,6 +662,7 @@ impl Sink {
         };
         let rows = std::mem::take(&mut state.buffer);
         state.buffered_bytes = 0;
+        state.symbol_bytes = 0;
         state.pending_since = None;
         let oldest_timestamp_ms = state.oldest_timestamp_ms.take();
         let topic = self.topic().to_string();
@@ -870,9 +877,14 @@ impl Sink {
     }
 }
 
-/// Estimated memory of a buffered row: the row itself plus its symbol's heap bytes.
-fn row_size(row: &LakeRow) -> usize {
-    std::mem::size_of::<LakeRow>() + row.quote.symbol.capacity()
+/// Bytes the allocator uses for a heap block of `size` bytes (glibc malloc: an 8-byte header,
+/// 16-byte granularity, 32 bytes at least); empty strings allocate nothing.
+fn heap_block(size: usize) -> usize {
+    if size == 0 {
+        0
+    } else {
+        (size + 8).next_multiple_of(16).max(32)
+    }
 }
 
 /// Decodes one message: stockstream's wire format or the tutorial's (see [`Quote::from_any_json`]).

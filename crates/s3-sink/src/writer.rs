@@ -31,8 +31,9 @@ pub(crate) fn encode_files(
     row_group_size: usize,
     schema_fingerprint: &str,
 ) -> Result<Vec<EncodedFile>> {
-    let mut groups: BTreeMap<String, (Vec<PartitionValue>, Vec<LakeRow>)> = BTreeMap::new();
-    for row in rows {
+    // Groups hold references: a flush does not copy its buffer (memory budget).
+    let mut groups: BTreeMap<String, (Vec<PartitionValue>, Vec<&LakeRow>)> = BTreeMap::new();
+    for row in &rows {
         let partition = template.partition(&row.quote);
         groups
             .entry(partition_path(&partition))

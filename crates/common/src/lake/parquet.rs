@@ -35,9 +35,9 @@ pub struct LakeRow {
 /// The output depends only on its inputs (rows in the given order, `ingested_at`, the row-group
 /// size and this crate's version), so a sink that replays the same Kafka range after a crash writes
 /// byte-identical files.
-pub fn encode_quotes(
+pub fn encode_quotes<R: std::borrow::Borrow<LakeRow>>(
     template: &PartitionTemplate,
-    rows: &[LakeRow],
+    rows: &[R],
     ingested_at: DateTime<Utc>,
     row_group_size: usize,
 ) -> Result<Bytes> {
@@ -59,6 +59,7 @@ pub fn encode_quotes(
     let mut ingested = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
     let ingested_micros = ingested_at.timestamp_micros();
     for row in rows {
+        let row = row.borrow();
         let quote = &row.quote;
         if let Some(symbol) = &mut symbol {
             symbol.append_value(&quote.symbol);
