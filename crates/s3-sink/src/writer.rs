@@ -1,13 +1,12 @@
 //! Turns a batch of consumed rows into the Parquet files of their partitions.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
-    LakeRow, PartitionTemplate, PartitionValue, QUOTES_TABLE, data_object_key, encode_quotes,
-    partition_path,
+    LakeRow, PartitionTemplate, QUOTES_TABLE, data_object_key, encode_quotes,
 };
 
 use crate::error::Result;
@@ -26,27 +25,50 @@ pub(crate) fn encode_files(
     template: &PartitionTemplate,
     topic: &str,
     kafka_partition: i32,
-    rows: Vec<LakeRow>,
+    mut rows: Vec<LakeRow>,
     ingested_at: DateTime<Utc>,
     row_group_size: usize,
     schema_fingerprint: &str,
 ) -> Result<Vec<EncodedFile>> {
-    // Groups hold references: a flush does not copy its buffer (memory budget).
-    let mut groups: BTreeMap<String, (Vec<PartitionValue>, Vec<&LakeRow>)> = BTreeMap::new();
+    // Group the rows in place, without copying the buffer (the memory budget counts it once):
+    // number the partition paths, order the numbers by path (files come out in path order), then
+    // sort the rows by (path, offset) so that each partition's rows are one contiguous run.
+    let mut path = String::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut counts: Vec<usize> = Vec::new();
     for row in &rows {
-        let partition = template.partition(&row.quote);
-        groups
-            .entry(partition_path(&partition))
-            .or_insert_with(|| (partition, Vec::new()))
-            .1
-            .push(row);
+        path.clear();
+        template.write_path(&row.quote, &mut path);
+        let id = match ids.get(&path) {
+            Some(id) => *id,
+            None => {
+                ids.insert(path.clone(), counts.len());
+                counts.push(0);
+                counts.len() - 1
+            }
+        };
+        counts[id] += 1;
     }
-    let mut files = Vec::with_capacity(groups.len());
-    for (_path, (partition, mut rows)) in groups {
-        rows.sort_by_key(|row| row.kafka_offset);
+    let mut order: Vec<(&String, usize)> = ids.iter().map(|(path, id)| (path, *id)).collect();
+    order.sort_unstable();
+    let mut rank = vec![0; counts.len()];
+    for (position, (_, id)) in order.iter().enumerate() {
+        rank[*id] = position;
+    }
+    rows.sort_by_cached_key(|row| {
+        path.clear();
+        template.write_path(&row.quote, &mut path);
+        (ids.get(&path).map_or(0, |id| rank[*id]), row.kafka_offset)
+    });
+    let mut files = Vec::with_capacity(order.len());
+    let mut start = 0;
+    for (_, id) in order {
+        let rows = &rows[start..start + counts[id]];
+        start += counts[id];
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             continue;
         };
+        let partition = template.partition(&first.quote);
         let object_key = data_object_key(
             QUOTES_TABLE,
             &partition,
@@ -61,7 +83,7 @@ pub(crate) fn encode_files(
         let (Some(min_trade_date), Some(max_trade_date)) = (min_trade_date, max_trade_date) else {
             continue;
         };
-        let bytes = encode_quotes(template, &rows, ingested_at, row_group_size)?;
+        let bytes = encode_quotes(template, rows, ingested_at, row_group_size)?;
         files.push(EncodedFile {
             event: LakeCommitEvent {
                 version: LAKE_COMMIT_VERSION,

@@ -67,6 +67,12 @@ pub fn parse_partition_path(table: &str, key: &str) -> Option<Vec<PartitionValue
 /// Escapes a partition value the way Hive does (`%XX` for characters unsafe in paths).
 pub fn hive_escape(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
+    hive_escape_into(value, &mut escaped);
+    escaped
+}
+
+/// [`hive_escape`], appending to `escaped`.
+pub fn hive_escape_into(value: &str, escaped: &mut String) {
     for character in value.chars() {
         let unsafe_character = character.is_control()
             || matches!(
@@ -74,12 +80,13 @@ pub fn hive_escape(value: &str) -> String {
                 '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^'
             );
         if unsafe_character && character.is_ascii() {
-            escaped.push_str(&format!("%{:02X}", character as u32));
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(escaped, "%{:02X}", character as u32);
         } else {
             escaped.push(character);
         }
     }
-    escaped
 }
 
 /// Reverses [`hive_escape`]; malformed escapes are kept as they are.

@@ -21,8 +21,8 @@ mod store;
 mod template;
 
 pub use self::layout::{
-    CONTROL_PREFIX, PartitionValue, QUOTES_TABLE, data_object_key, hive_escape, hive_unescape,
-    parse_partition_path, partition_path,
+    CONTROL_PREFIX, PartitionValue, QUOTES_TABLE, data_object_key, hive_escape, hive_escape_into,
+    hive_unescape, parse_partition_path, partition_path,
 };
 pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes};
 pub use self::s3::{MULTIPART_THRESHOLD, S3Store};

@@ -249,6 +249,29 @@ impl PartitionTemplate {
             .collect()
     }
 
+    /// Appends the partition path of a quote (`symbol=HSI/year=1987`, as
+    /// [`partition_path`](super::partition_path) of [`Self::partition`] renders it) to `out`,
+    /// without allocating: the sink computes it for every row it flushes.
+    pub fn write_path(&self, quote: &Quote, out: &mut String) {
+        for (index, segment) in self.segments.iter().enumerate() {
+            if index > 0 {
+                out.push('/');
+            }
+            out.push_str(&segment.name);
+            out.push('=');
+            for part in &segment.parts {
+                match part {
+                    // Literal text is validated to need no escaping; dates and numbers need none.
+                    Part::Text(text) => out.push_str(text),
+                    Part::Value(Placeholder::Symbol) => {
+                        super::layout::hive_escape_into(&quote.symbol, out)
+                    }
+                    Part::Value(placeholder) => placeholder.render(quote, out),
+                }
+            }
+        }
+    }
+
     /// The partition keys with their Glue types (`int` for a lone numeric placeholder).
     pub fn partition_keys(&self) -> Vec<Column> {
         self.segments
@@ -324,7 +347,11 @@ mod tests {
 
     fn rendered(template: &str, quote: &Quote) -> String {
         let template: PartitionTemplate = template.parse().expect("valid");
-        super::super::layout::partition_path(&template.partition(quote))
+        let path = super::super::layout::partition_path(&template.partition(quote));
+        let mut written = String::from("left as is|");
+        template.write_path(quote, &mut written);
+        assert_eq!(written, format!("left as is|{path}"));
+        path
     }
 
     #[test]
