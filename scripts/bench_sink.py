@@ -53,6 +53,8 @@ WIDE_SYMBOLS = int(os.environ.get("BENCH_WIDE_SYMBOLS", "1000"))
 WIDE_DAYS = int(os.environ.get("BENCH_WIDE_DAYS", "1000"))  # from 2007-01-01: 4 years
 BUDGETS_MIB = [16, 64]
 FIXED_OVERHEAD_MIB = 96
+# As deploy/stockstream-s3-sink.service and scripts/stack.sh run the sink.
+SINK_MALLOC_MMAP_THRESHOLD = "1048576"
 
 
 def metric_sum(address, prefix):
@@ -104,6 +106,7 @@ def memory_phase(broker, work):
             "STOCKSTREAM__SINK__FLUSH_INTERVAL": "1h",
             "STOCKSTREAM__SINK__FLUSH_RECORDS": "100000000",
             "STOCKSTREAM__SINK__FLUSH_BYTES": str(1 << 40),
+            "MALLOC_MMAP_THRESHOLD_": SINK_MALLOC_MMAP_THRESHOLD,
         })
         say(f"memory: sinking {total:,} records across >= 1,000 paths with a {budget_mib} MiB budget")
         sink = subprocess.Popen([os.path.join(BIN, "stockstream-s3-sink")], env=sink_env,
@@ -178,6 +181,7 @@ def main():
             "STOCKSTREAM__LAKE__ROOT": os.path.join(work, "lake"),
             "STOCKSTREAM__HTTP__LISTEN": address,
             "STOCKSTREAM__SINK__GROUP_ID": "bench-sink",
+            "MALLOC_MMAP_THRESHOLD_": SINK_MALLOC_MMAP_THRESHOLD,
         })
         say("running stockstream-s3-sink until every record is in the lake")
         broker_before = broker.cpu()

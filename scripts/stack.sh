@@ -64,7 +64,8 @@ service_env() { # service -> env assignments for it
   echo "STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS=$BOOTSTRAP"
   echo "STOCKSTREAM__LAKE__ROOT=$VAR/lake"
   case "$1" in
-    s3-sink) echo "STOCKSTREAM__HTTP__LISTEN=$SINK_LISTEN" ;;
+    # glibc: keep large buffers mmapped (see deploy/stockstream-s3-sink.service).
+    s3-sink) echo "STOCKSTREAM__HTTP__LISTEN=$SINK_LISTEN"; echo "MALLOC_MMAP_THRESHOLD_=1048576" ;;
     glue-crawler) echo "STOCKSTREAM__HTTP__LISTEN=$CRAWLER_LISTEN" ;;
     query-api) echo "STOCKSTREAM__HTTP__LISTEN=$QUERY_LISTEN" ;;
   esac

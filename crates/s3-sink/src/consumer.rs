@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::progress::{Claim, FlushIntent, claim_intent, latest_intent};
-use crate::writer::encode_files;
+use crate::writer::{FLUSH_WORKSPACE_PER_ROW, encode_files};
 
 /// How long delivery of dead letters and commit events may take before the flush fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -437,8 +437,9 @@ impl Sink {
                 state.symbol_bytes += heap_block(row.quote.symbol.capacity());
                 state.buffer.push(row);
                 // The vector's capacity, not its length: growth doubles the allocation.
-                state.buffered_bytes =
-                    state.buffer.capacity() * std::mem::size_of::<LakeRow>() + state.symbol_bytes;
+                state.buffered_bytes = state.buffer.capacity()
+                    * (std::mem::size_of::<LakeRow>() + FLUSH_WORKSPACE_PER_ROW)
+                    + state.symbol_bytes;
             }
             state.pending = Some(match state.pending {
                 Some((first, _)) => (first, offset),

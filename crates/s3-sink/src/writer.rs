@@ -11,6 +11,10 @@ use stockstream_common::lake::{
 
 use crate::error::Result;
 
+/// Bytes per buffered row a flush needs besides the rows themselves (two `u32` per row to group
+/// them); the sink counts them in its memory budget.
+pub(crate) const FLUSH_WORKSPACE_PER_ROW: usize = 2 * std::mem::size_of::<u32>();
+
 /// One file to write: its key, its announcement and its bytes.
 #[derive(Debug)]
 pub(crate) struct EncodedFile {
@@ -30,41 +34,73 @@ pub(crate) fn encode_files(
     row_group_size: usize,
     schema_fingerprint: &str,
 ) -> Result<Vec<EncodedFile>> {
-    // Group the rows in place, without copying the buffer (the memory budget counts it once):
-    // number the partition paths, order the numbers by path (files come out in path order), then
-    // sort the rows by (path, offset) so that each partition's rows are one contiguous run.
+    // Group the rows in place, without copying the buffer (the memory budget counts it once, plus
+    // FLUSH_WORKSPACE_PER_ROW): number the partition paths, order the numbers by path (files come
+    // out in path order), then permute the rows so that each path's rows, in offset order, are one
+    // contiguous run.
+    if !rows.is_sorted_by_key(|row| row.kafka_offset) {
+        rows.sort_by_key(|row| row.kafka_offset);
+    }
     let mut path = String::new();
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut ids: HashMap<String, u32> = HashMap::new();
     let mut counts: Vec<usize> = Vec::new();
+    let mut group_of: Vec<u32> = Vec::with_capacity(rows.len());
     for row in &rows {
         path.clear();
         template.write_path(&row.quote, &mut path);
         let id = match ids.get(&path) {
             Some(id) => *id,
             None => {
-                ids.insert(path.clone(), counts.len());
+                let id = counts.len() as u32;
+                ids.insert(path.clone(), id);
                 counts.push(0);
-                counts.len() - 1
+                id
             }
         };
-        counts[id] += 1;
+        counts[id as usize] += 1;
+        group_of.push(id);
     }
-    let mut order: Vec<(&String, usize)> = ids.iter().map(|(path, id)| (path, *id)).collect();
+    let mut order: Vec<(String, u32)> = ids.into_iter().collect();
     order.sort_unstable();
-    let mut rank = vec![0; counts.len()];
-    for (position, (_, id)) in order.iter().enumerate() {
-        rank[*id] = position;
+    // Where each group's run starts once the rows are grouped.
+    let mut next_slot = vec![0u32; counts.len()];
+    let mut start = 0;
+    for (_, id) in &order {
+        next_slot[*id as usize] = start as u32;
+        start += counts[*id as usize];
     }
-    rows.sort_by_cached_key(|row| {
+    // `target[i]`: where row `i` goes; filling each run in offset order keeps it in offset order.
+    let mut target = group_of;
+    for slot in target.iter_mut() {
+        let id = *slot as usize;
+        *slot = next_slot[id];
+        next_slot[id] += 1;
+    }
+    drop(next_slot);
+    // Apply the permutation in place, cycle by cycle.
+    for index in 0..rows.len() {
+        while target[index] as usize != index {
+            let destination = target[index] as usize;
+            rows.swap(index, destination);
+            target.swap(index, destination);
+        }
+    }
+    drop(target);
+    debug_assert!(rows.is_sorted_by_key(|row| {
         path.clear();
         template.write_path(&row.quote, &mut path);
-        (ids.get(&path).map_or(0, |id| rank[*id]), row.kafka_offset)
-    });
+        (
+            order
+                .binary_search_by(|(other, _)| other.as_str().cmp(&path))
+                .ok(),
+            row.kafka_offset,
+        )
+    }));
     let mut files = Vec::with_capacity(order.len());
-    let mut start = 0;
-    for (_, id) in order {
-        let rows = &rows[start..start + counts[id]];
-        start += counts[id];
+    start = 0;
+    for (_, id) in &order {
+        let rows = &rows[start..start + counts[*id as usize]];
+        start += counts[*id as usize];
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             continue;
         };
@@ -168,6 +204,34 @@ mod tests {
         )
         .expect("encodes");
         assert_eq!(again[0].bytes, files[0].bytes, "same rows, same bytes");
+
+        // Many interleaved paths (and rows out of offset order) give the same files as the
+        // rows of each path encoded on their own.
+        let mixed: Vec<LakeRow> = (0..300)
+            .rev()
+            .map(|offset| {
+                row(
+                    offset,
+                    ["A", "B", "C"][(offset % 3) as usize],
+                    1990 + (offset % 7) as i32,
+                )
+            })
+            .collect();
+        let grouped =
+            encode_files(&template, "quotes", 0, mixed.clone(), at, 1024, "fp").expect("encodes");
+        assert_eq!(grouped.len(), 21);
+        for file in &grouped {
+            let mut own: Vec<LakeRow> = mixed
+                .iter()
+                .filter(|row| template.partition(&row.quote) == file.event.partition)
+                .cloned()
+                .collect();
+            own.reverse();
+            let alone = encode_files(&template, "quotes", 0, own, at, 1024, "fp").expect("encodes");
+            assert_eq!(alone.len(), 1);
+            assert_eq!(alone[0].event.object_key, file.event.object_key);
+            assert_eq!(alone[0].bytes, file.bytes);
+        }
     }
 
     /// Part of `make bench-sink`: the broker-free rate of the sink's own work on one core —
