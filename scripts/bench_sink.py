@@ -69,6 +69,21 @@ def metric_sum(address, prefix):
     return int(total)
 
 
+def wait_for_sink(sink, address, total, done):
+    """Polls the sink's /metrics until done(records written) holds, with progress lines."""
+    last_report = time.monotonic()
+    while True:
+        written = records_written(address)
+        if done(written):
+            return
+        if sink.poll() is not None:
+            sys.exit(f"bench-sink: the sink exited with {sink.returncode}")
+        if time.monotonic() - last_report > 10:
+            say(f"  {written:,} of {total:,} written")
+            last_report = time.monotonic()
+        time.sleep(0.1)
+
+
 def metrics_up(address):
     try:
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=5):
@@ -112,21 +127,14 @@ def memory_phase(broker, work):
         sink = subprocess.Popen([os.path.join(BIN, "stockstream-s3-sink")], env=sink_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         idle_kib = 0
-        last_report = time.monotonic()
-        while True:
-            written = records_written(address)
-            buffered = metric_sum(address, "stockstream_sink_buffered_records")
+        def consumed_all(written):
+            nonlocal idle_kib
             if not idle_kib and sink.poll() is None and metrics_up(address):
                 # Up and serving, before its first flush: the RSS of the process itself.
                 idle_kib = status_kib(sink.pid, "VmRSS")
-            if written + buffered >= total:
-                break
-            if sink.poll() is not None:
-                sys.exit(f"bench-sink: the sink exited with {sink.returncode}")
-            if time.monotonic() - last_report > 10:
-                say(f"  {written:,} of {total:,} written")
-                last_report = time.monotonic()
-            time.sleep(0.1)
+            return written + metric_sum(address, "stockstream_sink_buffered_records") >= total
+
+        wait_for_sink(sink, address, total, consumed_all)
         # Everything consumed: SIGTERM flushes the rest; the peak is read until the process ends.
         memory_flushes = metric_sum(address, 'stockstream_sink_flushes_total{reason="memory"}')
         files = metric_sum(address, "stockstream_sink_files_committed_total")
@@ -189,17 +197,7 @@ def main():
         started = time.monotonic()
         sink = subprocess.Popen([os.path.join(BIN, "stockstream-s3-sink")], env=sink_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        last_report = started
-        while True:
-            written = records_written(address)
-            if written >= total:
-                break
-            if sink.poll() is not None:
-                sys.exit(f"bench-sink: the sink exited with {sink.returncode}")
-            if time.monotonic() - last_report > 10:
-                say(f"  {written:,} of {total:,} written")
-                last_report = time.monotonic()
-            time.sleep(0.2)
+        wait_for_sink(sink, address, total, lambda written: written >= total)
         ours_wall = time.monotonic() - started
         sink.terminate()
         sink.wait()

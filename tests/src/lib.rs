@@ -410,3 +410,51 @@ pub fn lake_report(lake: &Path, kafka: &KafkaConfig) -> Result<serde_json::Value
         .context("lake_offsets.py printed no report")?;
     Ok(serde_json::from_str(line)?)
 }
+
+/// librdkafka's mock cluster (one broker) with the pipeline topics of `name`, `quotes` having
+/// `partitions` partitions. Hosts the multi-member group tests that tansu 0.6.0 cannot.
+pub fn mock_kafka(
+    name: &str,
+    partitions: i32,
+) -> Result<(
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    KafkaConfig,
+)> {
+    let mock = rdkafka::mocking::MockCluster::new(1)?;
+    let kafka = kafka_config(&mock.bootstrap_servers(), name);
+    mock.create_topic(&kafka.topics.quotes, partitions, 1)?;
+    mock.create_topic(&kafka.topics.dlq, 1, 1)?;
+    mock.create_topic(&kafka.topics.lake_commits, 1, 1)?;
+    Ok((mock, kafka))
+}
+
+/// Streams generated quotes (`symbols` named `<prefix>1…`, `days` trading days from 1995-01-02)
+/// into `kafka`'s quotes topic at `rate` records/s, on a blocking thread.
+pub fn stream_quotes(
+    kafka: &KafkaConfig,
+    prefix: &str,
+    symbols: usize,
+    days: u32,
+    rate: f64,
+    seed: u64,
+) -> Result<tokio::task::JoinHandle<stockstream_ingest::Result<stockstream_ingest::StreamSummary>>>
+{
+    let mut ingest = stockstream_ingest::Config::load(None)?;
+    ingest.kafka = kafka.clone();
+    let options = stockstream_ingest::GenerateOptions {
+        symbols: (1..=symbols)
+            .map(|index| format!("{prefix}{index}"))
+            .collect(),
+        days,
+        start: chrono::NaiveDate::from_ymd_opt(1995, 1, 2).context("date")?,
+        seed,
+    };
+    Ok(tokio::task::spawn_blocking(move || {
+        stockstream_ingest::stream(
+            &ingest,
+            &options,
+            Some(rate),
+            &tokio_util::sync::CancellationToken::new(),
+        )
+    }))
+}

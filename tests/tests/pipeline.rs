@@ -120,6 +120,22 @@ async fn replay(
     Ok(summary)
 }
 
+/// A fresh broker with the real slice replayed into the topics of `name`, and a work directory.
+async fn replayed_slice(name: &str, csv: &Path) -> Result<(Tansu, KafkaConfig, tempfile::TempDir)> {
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, name);
+    let work = tempfile::tempdir()?;
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let summary = replay(
+        &ingest_config(&kafka, &work.path().join("ingest"))?,
+        csv,
+        false,
+    )
+    .await?;
+    assert_eq!(summary.produced, 5693);
+    Ok((broker, kafka, work))
+}
+
 fn scalar(answer: &Value) -> Result<&Value> {
     answer["rows"][0].get(0).context("answer has no first cell")
 }
@@ -439,18 +455,8 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
 async fn a_daily_partition_layout_holds_and_answers_the_same_data() -> Result<()> {
     let csv = test_data();
     let facts = csv_facts(&csv)?;
-    let broker = Tansu::start()?;
-    let kafka = kafka_config(&broker.bootstrap, "daily");
-    let work = tempfile::tempdir()?;
+    let (_broker, kafka, work) = replayed_slice("daily", &csv).await?;
     let lake = work.path().join("lake");
-    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
-    let summary = replay(
-        &ingest_config(&kafka, &work.path().join("ingest"))?,
-        &csv,
-        false,
-    )
-    .await?;
-    assert_eq!(summary.produced, 5693);
     let daily: PartitionTemplate = "date={yyyy-mm-dd}".parse().map_err(anyhow::Error::msg)?;
     let mut services = start_services_with(&kafka, &lake, daily).await?;
     let api = services.api;
@@ -527,18 +533,8 @@ async fn a_daily_partition_layout_holds_and_answers_the_same_data() -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn independent_readers_see_every_record_once() -> Result<()> {
     let csv = test_data();
-    let broker = Tansu::start()?;
-    let kafka = kafka_config(&broker.bootstrap, "interop");
-    let work = tempfile::tempdir()?;
+    let (broker, kafka, work) = replayed_slice("interop", &csv).await?;
     let lake = work.path().join("lake");
-    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
-    let summary = replay(
-        &ingest_config(&kafka, &work.path().join("ingest"))?,
-        &csv,
-        false,
-    )
-    .await?;
-    assert_eq!(summary.produced, 5693);
     let mut services = start_services(&kafka, &lake).await?;
     wait_for_count(
         &mut services,

@@ -5,11 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use chrono::NaiveDate;
-use rdkafka::mocking::MockCluster;
+use anyhow::{Result, ensure};
 use stockstream_common::config::LakeConfig;
-use stockstream_e2e::{kafka_config, lake_report};
+use stockstream_e2e::{lake_report, mock_kafka, stream_quotes};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
@@ -37,31 +35,12 @@ async fn two_sinks_through_a_rebalance_write_each_record_once() -> Result<()> {
         log_format: stockstream_common::config::LogFormat::Pretty,
         log_level: "info".into(),
     });
-    let mock = MockCluster::new(1)?;
-    let kafka = kafka_config(&mock.bootstrap_servers(), "rebalance");
-    for topic in [
-        &kafka.topics.quotes,
-        &kafka.topics.dlq,
-        &kafka.topics.lake_commits,
-    ] {
-        let partitions = if *topic == kafka.topics.quotes { 6 } else { 1 };
-        mock.create_topic(topic, partitions, 1)?;
-    }
+    let (_mock, kafka) = mock_kafka("rebalance", 6)?;
     let work = tempfile::tempdir()?;
     let lake = work.path().join("lake");
 
     // 20 symbols x 1,000 days at 4,000 records/s: 5 s of streaming.
-    let mut ingest = stockstream_ingest::Config::load(None)?;
-    ingest.kafka = kafka.clone();
-    let options = stockstream_ingest::GenerateOptions {
-        symbols: (1..=20).map(|index| format!("RB{index}")).collect(),
-        days: 1000,
-        start: NaiveDate::from_ymd_opt(1995, 1, 2).context("date")?,
-        seed: 8,
-    };
-    let producer = tokio::task::spawn_blocking(move || {
-        stockstream_ingest::stream(&ingest, &options, Some(4000.0), &CancellationToken::new())
-    });
+    let producer = stream_quotes(&kafka, "RB", 20, 1000, 4000.0, 8)?;
 
     let token_a = CancellationToken::new();
     let sink_a = tokio::spawn(stockstream_s3_sink::run(

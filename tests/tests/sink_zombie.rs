@@ -10,10 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use chrono::NaiveDate;
-use rdkafka::mocking::MockCluster;
 use stockstream_common::config::{KafkaConfig, LakeConfig};
-use stockstream_e2e::{free_port, http_get, kafka_config, lake_report};
+use stockstream_e2e::{free_port, http_get, lake_report, mock_kafka, stream_quotes};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
@@ -58,32 +56,13 @@ fn signal(child: &Child, signal: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
-    let mock = MockCluster::new(1)?;
-    let kafka = kafka_config(&mock.bootstrap_servers(), "zombie");
-    for topic in [
-        &kafka.topics.quotes,
-        &kafka.topics.dlq,
-        &kafka.topics.lake_commits,
-    ] {
-        let partitions = if *topic == kafka.topics.quotes { 4 } else { 1 };
-        mock.create_topic(topic, partitions, 1)?;
-    }
+    let (_mock, kafka) = mock_kafka("zombie", 4)?;
     let work = tempfile::tempdir()?;
     let lake = work.path().join("lake");
     let log = work.path().join("zombie.log");
 
     // 20 symbols x 1,000 days at 2,000 records/s: 10 s of streaming.
-    let mut ingest = stockstream_ingest::Config::load(None)?;
-    ingest.kafka = kafka.clone();
-    let options = stockstream_ingest::GenerateOptions {
-        symbols: (1..=20).map(|index| format!("ZB{index}")).collect(),
-        days: 1000,
-        start: NaiveDate::from_ymd_opt(1995, 1, 2).context("date")?,
-        seed: 11,
-    };
-    let producer = tokio::task::spawn_blocking(move || {
-        stockstream_ingest::stream(&ingest, &options, Some(2000.0), &CancellationToken::new())
-    });
+    let producer = stream_quotes(&kafka, "ZB", 20, 1000, 2000.0, 11)?;
 
     let port = free_port();
     let mut sink_a = zombie(&kafka, &lake, port, &log)?;
