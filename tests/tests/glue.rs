@@ -47,7 +47,7 @@ fn glue_client(sdk: &aws_config::SdkConfig) -> aws_sdk_glue::Client {
     aws_sdk_glue::Client::new(sdk)
 }
 
-/// Writes a quotes file for `symbol`/`year` to the lake and returns its commit event.
+/// Writes a quotes file for `symbol`/`year` (default layout) and returns its commit event.
 async fn quotes_file(
     store: &dyn LakeStore,
     symbol: &str,
@@ -55,37 +55,7 @@ async fn quotes_file(
     offset: i64,
 ) -> Result<LakeCommitEvent> {
     let day = NaiveDate::from_ymd_opt(year, 3, 2).context("date")?;
-    let quote = Quote {
-        symbol: symbol.into(),
-        trade_date: day,
-        open: 10.0,
-        high: 11.0,
-        low: 9.0,
-        close: 10.5,
-        adj_close: 10.5,
-        volume: 100,
-        close_usd: 1.3,
-    };
-    let bytes = encode_quotes(
-        &PartitionTemplate::default(),
-        &[LakeRow {
-            quote,
-            kafka_partition: 0,
-            kafka_offset: offset,
-        }],
-        Utc::now(),
-        1024,
-    )?;
-    let columns = columns_of(&PartitionTemplate::default().file_schema())?;
-    event_for(
-        store,
-        symbol,
-        year,
-        offset,
-        bytes,
-        schema_fingerprint(&columns),
-    )
-    .await
+    template_file(store, &PartitionTemplate::default(), symbol, day, offset).await
 }
 
 async fn event_for(
@@ -553,5 +523,158 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
     shutdown.cancel();
     sink.await??;
     crawler.await??;
+    Ok(())
+}
+
+/// Writes a one-row file laid out by `template` and returns its commit event, as the sink does.
+async fn template_file(
+    store: &dyn LakeStore,
+    template: &PartitionTemplate,
+    symbol: &str,
+    date: NaiveDate,
+    offset: i64,
+) -> Result<LakeCommitEvent> {
+    let quote = Quote {
+        symbol: symbol.into(),
+        trade_date: date,
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        adj_close: 10.5,
+        volume: 100,
+        close_usd: 1.3,
+    };
+    let partition = template.partition(&quote);
+    let bytes = encode_quotes(
+        template,
+        &[LakeRow {
+            quote,
+            kafka_partition: 0,
+            kafka_offset: offset,
+        }],
+        Utc::now(),
+        1024,
+    )?;
+    let key = format!(
+        "{QUOTES_TABLE}/{}/quotes+0+{offset:020}+{offset:020}.parquet",
+        stockstream_common::lake::partition_path(&partition)
+    );
+    let size = bytes.len() as u64;
+    store.put(&key, bytes).await?;
+    Ok(LakeCommitEvent {
+        version: LAKE_COMMIT_VERSION,
+        table: QUOTES_TABLE.into(),
+        table_location: format!("{QUOTES_TABLE}/"),
+        object_key: key,
+        partition_keys: template.partition_keys(),
+        partition,
+        row_count: 1,
+        size_bytes: size,
+        min_trade_date: date,
+        max_trade_date: date,
+        schema_fingerprint: schema_fingerprint(&columns_of(&template.file_schema())?),
+        source_topic: "quotes".into(),
+        source_partition: 0,
+        first_offset: offset,
+        last_offset: offset,
+        committed_at: Utc::now(),
+    })
+}
+
+/// `sink.partition_template = "date={yyyy-mm-dd}"` reaches Glue with its own key and types: the
+/// `date` partition key, `symbol` as a data column, day partitions, and a date projection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_layout_reaches_glue_with_its_own_keys() -> Result<()> {
+    let daily: PartitionTemplate = "date={yyyy-mm-dd}".parse().map_err(anyhow::Error::msg)?;
+    let day = |d: u32| NaiveDate::from_ymd_opt(1987, 3, d).context("date");
+
+    // Partitions strategy.
+    let moto = Moto::start()?;
+    let (_lake, store) = lake_on_moto(&moto).await?;
+    let glue = glue_client(&moto.aws().sdk_config().await);
+    let mut catalog = GlueCatalog::connect(
+        settings(&moto, Strategy::Partitions),
+        DATABASE,
+        store.clone(),
+    )
+    .await?;
+    let events = [
+        template_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
+        template_file(store.as_ref(), &daily, "N225", day(2)?, 1).await?,
+        template_file(store.as_ref(), &daily, "HSI", day(3)?, 2).await?,
+    ];
+    let outcome = catalog.apply(&events).await?;
+    assert_eq!(outcome.partitions_registered, 2, "{outcome:?}");
+    let definition = table(&glue).await?;
+    let definition = definition.table().context("table")?;
+    let keys: Vec<(&str, Option<&str>)> = definition
+        .partition_keys()
+        .iter()
+        .map(|key| (key.name(), key.r#type()))
+        .collect();
+    assert_eq!(keys, [("date", Some("string"))]);
+    let columns: Vec<(String, String)> = definition
+        .storage_descriptor()
+        .context("descriptor")?
+        .columns()
+        .iter()
+        .map(|column| {
+            (
+                column.name().to_string(),
+                column.r#type().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(columns[0], ("symbol".to_string(), "string".to_string()));
+    assert_eq!(
+        partitions(&glue).await?,
+        [
+            (
+                vec!["1987-03-02".to_string()],
+                "s3://market-lake/stockstream/quotes/date=1987-03-02/".to_string()
+            ),
+            (
+                vec!["1987-03-03".to_string()],
+                "s3://market-lake/stockstream/quotes/date=1987-03-03/".to_string()
+            ),
+        ]
+    );
+    drop(moto);
+
+    // Projection strategy: a date range, widened by a later day.
+    let moto = Moto::start()?;
+    let (_lake, store) = lake_on_moto(&moto).await?;
+    let glue = glue_client(&moto.aws().sdk_config().await);
+    let mut catalog = GlueCatalog::connect(
+        settings(&moto, Strategy::Projection),
+        DATABASE,
+        store.clone(),
+    )
+    .await?;
+    catalog
+        .apply(&[
+            template_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
+            template_file(store.as_ref(), &daily, "HSI", day(3)?, 1).await?,
+        ])
+        .await?;
+    let later = template_file(store.as_ref(), &daily, "HSI", day(20)?, 2).await?;
+    let widened = catalog.apply(std::slice::from_ref(&later)).await?;
+    assert_eq!(widened.tables_updated, 1, "{widened:?}");
+    let definition = table(&glue).await?;
+    let parameters: BTreeMap<String, String> = definition
+        .table()
+        .and_then(|table| table.parameters())
+        .map(|parameters| parameters.clone().into_iter().collect())
+        .unwrap_or_default();
+    assert_eq!(parameters["projection.date.type"], "date");
+    assert_eq!(parameters["projection.date.format"], "yyyy-MM-dd");
+    assert_eq!(parameters["projection.date.range"], "1987-03-02,1987-03-20");
+    assert_eq!(parameters["projection.date.interval.unit"], "DAYS");
+    assert_eq!(
+        parameters["storage.location.template"],
+        "s3://market-lake/stockstream/quotes/date=${date}/"
+    );
+    assert!(partitions(&glue).await?.is_empty());
     Ok(())
 }
