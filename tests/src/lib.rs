@@ -411,6 +411,27 @@ pub fn lake_report(lake: &Path, kafka: &KafkaConfig) -> Result<serde_json::Value
     Ok(serde_json::from_str(line)?)
 }
 
+/// Polls [`lake_report`] until nothing is missing or `timeout` passes; fails early if
+/// `sink_stopped()` says the sink that should fill the gap has stopped.
+pub async fn wait_for_complete_lake(
+    lake: &Path,
+    kafka: &KafkaConfig,
+    timeout: Duration,
+    sink_stopped: impl Fn() -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = lake_report(lake, kafka)?;
+        if report["missing"] == 0 || Instant::now() > deadline {
+            return Ok(report);
+        }
+        if sink_stopped() {
+            bail!("the sink stopped before the lake was complete: {report}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// librdkafka's mock cluster (one broker) with the pipeline topics of `name`, `quotes` having
 /// `partitions` partitions. Hosts the multi-member group tests that tansu 0.6.0 cannot.
 pub fn mock_kafka(

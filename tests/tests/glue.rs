@@ -141,6 +141,30 @@ async fn table(
         .await?)
 }
 
+/// The table's parameters (where the projection lives).
+async fn table_parameters(glue: &aws_sdk_glue::Client) -> Result<BTreeMap<String, String>> {
+    Ok(table(glue)
+        .await?
+        .table()
+        .and_then(|table| table.parameters())
+        .map(|parameters| parameters.clone().into_iter().collect())
+        .unwrap_or_default())
+}
+
+/// (name, type) of a table's data columns.
+fn column_types(descriptor: &aws_sdk_glue::types::StorageDescriptor) -> Vec<(String, String)> {
+    descriptor
+        .columns()
+        .iter()
+        .map(|column| {
+            (
+                column.name().to_string(),
+                column.r#type().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 async fn partitions(glue: &aws_sdk_glue::Client) -> Result<Vec<(Vec<String>, String)>> {
     let answer = glue
         .get_partitions()
@@ -203,16 +227,7 @@ async fn partitions_strategy_registers_each_partition_once() -> Result<()> {
             .and_then(|serde| serde.serialization_library()),
         Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe")
     );
-    let columns: Vec<(String, String)> = descriptor
-        .columns()
-        .iter()
-        .map(|column| {
-            (
-                column.name().to_string(),
-                column.r#type().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let columns = column_types(descriptor);
     assert!(
         columns.contains(&("trade_date".into(), "date".into())),
         "{columns:?}"
@@ -307,12 +322,7 @@ async fn projection_strategy_registers_no_partition() -> Result<()> {
         (outcome.tables_created, outcome.partitions_registered),
         (1, 0)
     );
-    let definition = table(&glue).await?;
-    let parameters: BTreeMap<String, String> = definition
-        .table()
-        .and_then(|table| table.parameters())
-        .map(|parameters| parameters.clone().into_iter().collect())
-        .unwrap_or_default();
+    let parameters = table_parameters(&glue).await?;
     assert_eq!(parameters["projection.enabled"], "true");
     assert_eq!(parameters["projection.symbol.type"], "enum");
     assert_eq!(parameters["projection.symbol.values"], "HSI,N225");
@@ -614,18 +624,7 @@ async fn a_daily_layout_reaches_glue_with_its_own_keys() -> Result<()> {
         .map(|key| (key.name(), key.r#type()))
         .collect();
     assert_eq!(keys, [("date", Some("string"))]);
-    let columns: Vec<(String, String)> = definition
-        .storage_descriptor()
-        .context("descriptor")?
-        .columns()
-        .iter()
-        .map(|column| {
-            (
-                column.name().to_string(),
-                column.r#type().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let columns = column_types(definition.storage_descriptor().context("descriptor")?);
     assert_eq!(columns[0], ("symbol".to_string(), "string".to_string()));
     assert_eq!(
         partitions(&glue).await?,
@@ -661,12 +660,7 @@ async fn a_daily_layout_reaches_glue_with_its_own_keys() -> Result<()> {
     let later = template_file(store.as_ref(), &daily, "HSI", day(20)?, 2).await?;
     let widened = catalog.apply(std::slice::from_ref(&later)).await?;
     assert_eq!(widened.tables_updated, 1, "{widened:?}");
-    let definition = table(&glue).await?;
-    let parameters: BTreeMap<String, String> = definition
-        .table()
-        .and_then(|table| table.parameters())
-        .map(|parameters| parameters.clone().into_iter().collect())
-        .unwrap_or_default();
+    let parameters = table_parameters(&glue).await?;
     assert_eq!(parameters["projection.date.type"], "date");
     assert_eq!(parameters["projection.date.format"], "yyyy-MM-dd");
     assert_eq!(parameters["projection.date.range"], "1987-03-02,1987-03-20");

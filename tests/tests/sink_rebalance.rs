@@ -3,11 +3,11 @@
 //! alone, sink B joins (A loses partitions and drops their unflushed buffers), then A stops (B
 //! takes everything). Every record lands in the lake exactly once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use stockstream_common::config::LakeConfig;
-use stockstream_e2e::{lake_report, mock_kafka, stream_quotes};
+use stockstream_e2e::{mock_kafka, stream_quotes, wait_for_complete_lake};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
@@ -59,15 +59,10 @@ async fn two_sinks_through_a_rebalance_write_each_record_once() -> Result<()> {
     let summary = producer.await??;
     assert_eq!(summary.produced, RECORDS);
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let report = loop {
-        let report = lake_report(&lake, &kafka)?;
-        if report["missing"] == 0 || Instant::now() > deadline {
-            break report;
-        }
-        ensure!(!sink_b.is_finished(), "sink B stopped");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let report = wait_for_complete_lake(&lake, &kafka, Duration::from_secs(120), || {
+        sink_b.is_finished()
+    })
+    .await?;
     token_b.cancel();
     sink_b.await??;
     assert_eq!(report["missing"], 0, "{report}");

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use stockstream_common::config::{KafkaConfig, LakeConfig};
-use stockstream_e2e::{free_port, http_get, lake_report, mock_kafka, stream_quotes};
+use stockstream_e2e::{
+    free_port, http_get, lake_report, mock_kafka, stream_quotes, wait_for_complete_lake,
+};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
@@ -93,15 +95,10 @@ async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
     let summary = producer.await??;
     assert_eq!(summary.produced, RECORDS);
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let report = loop {
-        let report = lake_report(&lake, &kafka)?;
-        if report["missing"] == 0 || Instant::now() > deadline {
-            break report;
-        }
-        ensure!(!sink_b.is_finished(), "sink B stopped");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let report = wait_for_complete_lake(&lake, &kafka, Duration::from_secs(120), || {
+        sink_b.is_finished()
+    })
+    .await?;
     // Give the thawed zombie time to act on its stale buffers before judging the lake again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (_, metrics) = http_get(address, "/metrics").await?;

@@ -118,6 +118,40 @@ enum Resume {
     },
 }
 
+impl Resume {
+    /// The first offset the sink still needs from Kafka.
+    fn next_offset(&self) -> i64 {
+        match self {
+            Resume::From(next) => *next,
+            Resume::Redo { intent, .. } => intent.start_offset,
+        }
+    }
+}
+
+/// Moves the consumer of `topic`/`partition` to `target`; false (logged) if the seek failed.
+fn seek(consumer: &SinkConsumer, topic: &str, partition: i32, from: i64, target: i64) -> bool {
+    match consumer.seek(
+        topic,
+        partition,
+        Offset::Offset(target),
+        Duration::from_secs(10),
+    ) {
+        Ok(()) => {
+            tracing::info!(
+                partition,
+                from,
+                to = target,
+                "seeked to the lake's position"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::warn!(partition, %error, "seek failed, filtering records instead");
+            false
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PartitionState {
     resume: Resume,
@@ -468,31 +502,14 @@ impl Sink {
             Resume::Redo { intent, .. } if offset != intent.start_offset => intent.start_offset,
             _ => return false,
         };
-        let topic = self.config.kafka.topics.quotes.clone();
-        match consumer.seek(
-            &topic,
-            partition,
-            Offset::Offset(target),
-            Duration::from_secs(10),
-        ) {
-            Ok(()) => {
-                tracing::info!(
-                    partition,
-                    from = offset,
-                    to = target,
-                    "seeked to the lake's position"
-                );
-                if target > offset {
-                    // Records jumped over because the lake already holds them.
-                    metrics::skipped_already_in_lake((target - offset) as u64);
-                }
-                true
-            }
-            Err(error) => {
-                tracing::warn!(partition, %error, "seek failed, filtering records instead");
-                false
-            }
+        if !seek(consumer, self.topic(), partition, offset, target) {
+            return false;
         }
+        if target > offset {
+            // Records jumped over because the lake already holds them.
+            metrics::skipped_already_in_lake((target - offset) as u64);
+        }
+        true
     }
 
     /// Decodes a message; a bad one goes to the dead-letter topic and yields `None`.
@@ -704,7 +721,7 @@ impl Sink {
                     "another sink already flushed this range; dropping the buffer"
                 );
                 metrics::fenced_flush();
-                return self.reload_from_lake(consumer, partition);
+                return self.reload_from_lake(consumer, partition, end_offset + 1);
             }
         };
         self.write_and_commit(consumer, &intent, files, &superseded, reason)?;
@@ -721,26 +738,22 @@ impl Sink {
 
     /// Forgets what the sink holds of `partition` and moves the consumer to where the lake says
     /// the partition stands (forwards or backwards).
-    fn reload_from_lake(&mut self, consumer: &SinkConsumer, partition: i32) -> Result<()> {
+    /// `from` is the offset after the dropped buffer, where the consumer stands.
+    fn reload_from_lake(
+        &mut self,
+        consumer: &SinkConsumer,
+        partition: i32,
+        from: i64,
+    ) -> Result<()> {
         let mut state = self.load_state(partition)?;
-        let target = match &state.resume {
-            Resume::From(next) => *next,
-            Resume::Redo { intent, .. } => intent.start_offset,
-        };
-        let topic = self.topic().to_string();
-        match consumer.seek(
-            &topic,
+        // If the seek fails, the next message's offset decides, like after an assignment.
+        state.positioned = seek(
+            consumer,
+            self.topic(),
             partition,
-            Offset::Offset(target),
-            Duration::from_secs(10),
-        ) {
-            Ok(()) => {
-                tracing::info!(partition, to = target, "seeked to the lake's position");
-                state.positioned = true;
-            }
-            // The next message's offset then decides, like after an assignment.
-            Err(error) => tracing::warn!(partition, %error, "seek failed"),
-        }
+            from,
+            state.resume.next_offset(),
+        );
         self.partitions.insert(partition, state);
         self.publish_buffered();
         Ok(())
@@ -867,10 +880,7 @@ impl Sink {
                     pending: Some((_, last)),
                     ..
                 }) => last + 1,
-                Some(state) => match &state.resume {
-                    Resume::From(next) => *next,
-                    Resume::Redo { intent, .. } => intent.start_offset,
-                },
+                Some(state) => state.resume.next_offset(),
                 None => continue,
             };
             metrics::consumer_lag(*partition, (high - next).max(0));
