@@ -1,31 +1,55 @@
-//! `stockstream-query-api`: SQL over the lake through HTTP.
+//! `stockstream-query-api`: SQL over the lake through HTTP, with Apache DataFusion embedded or
+//! Amazon Athena, behind one contract.
 //!
-//! `POST /v1/query` with `{"sql": "SELECT …"}` answers
-//! `{"columns":[{"name":…,"type":…}],"rows":[[…],…],"stats":{…}}`. Queries see the tables of the
-//! catalog (kept current by `stockstream-glue-crawler`); the embedded engine is DataFusion reading
-//! the Parquet files, pruning Hive partitions (`symbol`, `year`) from the paths. Only read-only
-//! statements are accepted; results are capped at `query.max_rows` and queries at `query.timeout`.
+//! `POST /v1/query` with `{"sql": "SELECT …", "params": [...]}` answers
+//! `{"query_id", "columns":[{"name","type"}], "rows":[[…]], "stats":{…}}` — or NDJSON, CSV or
+//! an Arrow IPC stream by `Accept`, streamed as the engine produces batches. A query not done
+//! within `query.sync_wait` answers `202` and is polled at `/v1/queries/{id}`. Market-data
+//! endpoints (`/v1/symbols`, `/v1/symbols/{symbol}/quotes`, `/v1/symbols/{symbol}/candles`) are
+//! parameterized queries through the same engine; `/v1/tables` shows the catalog;
+//! `/openapi.json` describes it all. Every statement passes the read-only [`guard`] first.
 //!
-//! The same listener serves `/v1/tables`, `/metrics`, `/health/livez` and `/health/readyz`
-//! (default `127.0.0.1:8080`).
+//! Engines (`query.engine`):
+//! - `datafusion` (default): [`engine::datafusion`] reads the lake (local disk or S3) with the
+//!   tables and partitions of the local catalog or AWS Glue (`query.catalog`), in one long-lived
+//!   session with cached file listings, a bounded memory pool and `query.max_concurrent` slots;
+//! - `athena`: [`engine::athena`] runs the SQL in Amazon Athena.
+//!
+//! Files: `main.rs` (command line), `lib.rs` (start/run), `config.rs`, `error.rs`, `metrics.rs`,
+//! `guard.rs` (read-only check), `registry.rs` (remembered queries), `json.rs` (Arrow → JSON),
+//! `aws.rs` (AWS error classes), `catalog/` (local and Glue catalogs, the catalog view),
+//! `engine/` (the trait, DataFusion, Athena), `http/` (routes, formats, OpenAPI).
+//!
+//! The same listener serves `/metrics`, `/health/livez` and `/health/readyz` (default
+//! `127.0.0.1:8080`).
 
-mod api;
+mod aws;
+pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod guard;
+pub mod http;
 mod json;
+mod metrics;
+pub mod registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use stockstream_common::catalog::Catalog;
+use axum::routing::get;
 use stockstream_common::http::{Readiness, ops_router, serve};
-use stockstream_common::lake::open_store;
 use stockstream_common::telemetry::metrics_handle;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::config::{Config, QueryEngineKind};
-pub use crate::engine::{DataFusionEngine, QueryEngine, QueryResult};
+use crate::catalog::glue::GlueCatalog;
+use crate::catalog::local::LocalCatalog;
+use crate::catalog::{CatalogSource, CatalogView};
+pub use crate::config::{CatalogKind, Config, EngineKind};
+use crate::engine::QueryEngine;
+use crate::engine::athena::AthenaEngine;
+use crate::engine::datafusion::store::open_lake;
+use crate::engine::datafusion::{DataFusionEngine, DataFusionSettings};
 pub use crate::error::{Error, Result};
 
 /// A started query API.
@@ -43,45 +67,64 @@ impl RunningApi {
     }
 }
 
-/// Binds the listener and starts serving; returns once listening.
+/// Reads the catalog, starts the engine, binds the listener; returns once serving.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<RunningApi> {
-    if matches!(
-        config.lake,
-        stockstream_common::config::LakeConfig::S3 { .. }
-    ) && config.query.engine == QueryEngineKind::DataFusion
-    {
-        return Err(stockstream_common::Error::config(
-            "query.engine",
-            "the embedded DataFusion engine reads a local lake; a lake on S3 is queried through Amazon Athena",
-        )
-        .into());
-    }
-    let store = open_store(&config.lake).await?;
     let readiness = Readiness::default();
-    match Catalog::load(store.as_ref()).await {
-        Ok(catalog) => readiness.set(
-            "catalog",
-            true,
-            if catalog.is_some() {
-                "catalog readable"
-            } else {
-                "no catalog yet: no tables"
-            },
-        ),
-        Err(error) => readiness.set("catalog", false, error.to_string()),
-    }
-    let engine: Arc<dyn QueryEngine> = match config.query.engine {
-        QueryEngineKind::DataFusion => Arc::new(DataFusionEngine::new(
-            store.clone(),
-            config.query.database.clone(),
-        )),
+    let query = &config.query;
+    let source: Arc<dyn CatalogSource> = match query.catalog {
+        CatalogKind::Local => {
+            let lake = open_lake(&config.lake).await?;
+            Arc::new(LocalCatalog::new(
+                lake.store,
+                lake.url,
+                query.database.clone(),
+            ))
+        }
+        CatalogKind::Glue => {
+            // The embedded engine reads catalogued locations inside the lake; Athena reads them itself.
+            let lake_url = match query.engine {
+                EngineKind::DataFusion => Some(open_lake(&config.lake).await?.url),
+                EngineKind::Athena => None,
+            };
+            Arc::new(GlueCatalog::connect(&query.glue, query.database.clone(), lake_url).await)
+        }
     };
-    let router = ops_router(readiness, metrics_handle()).merge(api::routes(api::ApiState {
-        engine,
-        store,
-        query: config.query.clone(),
-    }));
+    let catalog = CatalogView::start(
+        source,
+        query.catalog_refresh,
+        query.relist_interval,
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let engine: Arc<dyn QueryEngine> = match query.engine {
+        EngineKind::DataFusion => {
+            DataFusionEngine::start(
+                DataFusionSettings {
+                    lake: config.lake.clone(),
+                    kafka: config.kafka.clone(),
+                    query: query.clone(),
+                },
+                catalog.clone(),
+                shutdown.clone(),
+            )
+            .await?
+        }
+        EngineKind::Athena => {
+            Arc::new(AthenaEngine::connect(query.athena.clone(), query.database.clone()).await)
+        }
+    };
+    readiness.set(
+        "engine",
+        true,
+        format!("{} engine started", query.engine.name()),
+    );
+    let state = http::AppState::new(engine, catalog, query.clone());
+    let router = ops_router(readiness, metrics_handle())
+        .route("/", get(http::index))
+        .merge(http::routes(state));
     let (address, task) = serve(config.http.listen, router, shutdown).await?;
+    tracing::info!(%address, engine = query.engine.name(), catalog = ?query.catalog, "query API listening");
     Ok(RunningApi { address, task })
 }
 

@@ -1,0 +1,362 @@
+//! The embedded engine: Apache DataFusion over the lake, in the query API's process.
+//!
+//! One long-lived session: the lake's object store (local disk or S3) is registered once, the
+//! database's tables are one [`LakeSchema`] that always reflects the [`FileIndex`], and the
+//! runtime has a bounded memory pool (`FairSpillPool`, `query.memory_limit`: sorts and
+//! aggregations spill to disk past their fair share) and a Parquet metadata cache
+//! (`query.metadata_cache_bytes`). Filters are pushed into the Parquet scan (row groups and pages
+//! pruned by statistics and the page index, rows filtered while decoding).
+//!
+//! Files:
+//! - `mod.rs`: the engine (session, planning, execution task);
+//! - [`files`]: the index of visible files, following the catalog and `lake.commits`;
+//! - [`table`]: the schema and table providers over the index;
+//! - [`commits`]: the `lake.commits` follower;
+//! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain).
+
+mod commits;
+pub mod files;
+pub mod store;
+pub mod table;
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Expr, Statement, Value, VisitMut, VisitorMut};
+use futures::StreamExt;
+use stockstream_common::config::{KafkaConfig, LakeConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use self::files::FileIndex;
+use self::store::open_lake;
+use self::table::{LAKE_STORE_URL, LakeSchema};
+use super::{Execution, ExecutionSink, Output, Param, QueryEngine, QueryRequest, QueryState};
+use crate::catalog::CatalogView;
+use crate::config::{EngineKind, QueryConfig};
+use crate::error::{Error, Result};
+use crate::guard::DATA_CATALOG;
+
+/// DataFusion over the lake.
+pub struct DataFusionEngine {
+    context: SessionContext,
+    index: Arc<FileIndex>,
+}
+
+impl std::fmt::Debug for DataFusionEngine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DataFusionEngine")
+            .field("session", &self.context.session_id())
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// What the engine needs to start.
+#[derive(Debug, Clone)]
+pub struct DataFusionSettings {
+    /// The lake.
+    pub lake: LakeConfig,
+    /// The broker, to follow `lake.commits` (if `query.follow_commits`).
+    pub kafka: KafkaConfig,
+    /// Query settings (database, memory, refresh intervals).
+    pub query: QueryConfig,
+}
+
+impl DataFusionEngine {
+    /// Opens the lake, lists the visible files of `catalog` and starts following changes until
+    /// `shutdown`.
+    pub async fn start(
+        settings: DataFusionSettings,
+        catalog: CatalogView,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let query = &settings.query;
+        let lake = open_lake(&settings.lake).await?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(query.memory_limit.get())))
+            .with_metadata_cache_limit(query.metadata_cache_bytes.get())
+            .build_arc()?;
+        runtime.register_object_store(
+            ObjectStoreUrl::parse(LAKE_STORE_URL)?.as_ref(),
+            lake.store.clone(),
+        );
+        let index = Arc::new(FileIndex::new(lake, catalog.clone(), runtime.clone()));
+
+        let assigned = if query.follow_commits {
+            match commits::assign(&settings.kafka).await {
+                Ok(consumer) => Some(consumer),
+                Err(error) => {
+                    tracing::warn!(%error, "lake.commits cannot be followed yet; retrying in the background");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        index.apply_catalog(&catalog.snapshot()).await?;
+
+        let context = SessionContext::new_with_config_rt(session_config(query), runtime);
+        let data_catalog = MemoryCatalogProvider::new();
+        data_catalog.register_schema(&query.database, Arc::new(LakeSchema::new(index.clone())))?;
+        context.register_catalog(DATA_CATALOG, Arc::new(data_catalog));
+
+        tokio::spawn(index.clone().load_statistics(shutdown.clone()));
+        tokio::spawn(follow_catalog(
+            index.clone(),
+            catalog.clone(),
+            query.relist_interval,
+            shutdown.clone(),
+        ));
+        if query.follow_commits {
+            tokio::spawn(commits::follow(
+                settings.kafka.clone(),
+                index.clone(),
+                catalog,
+                assigned,
+                shutdown,
+            ));
+        }
+        Ok(Arc::new(Self { context, index }))
+    }
+
+    /// The index of visible files (for status and tests).
+    pub fn index(&self) -> &Arc<FileIndex> {
+        &self.index
+    }
+
+    /// Plans `request` into a physical plan.
+    async fn plan(&self, request: &QueryRequest) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = self.context.state();
+        let mut statement = request.checked.statement.clone();
+        let is_query = matches!(statement, Statement::Query(_));
+        number_placeholders(&mut statement);
+        let mut plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        if !request.params.is_empty() {
+            plan = bind(plan, &request.params)?;
+        }
+        if is_query {
+            // Stop producing rows after the first one the client will not read.
+            plan = LogicalPlanBuilder::from(plan)
+                .limit(0, Some(request.max_rows.saturating_add(1)))?
+                .build()?;
+        }
+        Ok(state.create_physical_plan(&plan).await?)
+    }
+}
+
+fn session_config(query: &QueryConfig) -> SessionConfig {
+    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATA_CATALOG, &query.database)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true)
+        .with_target_partitions(cores);
+    let parquet = &mut config.options_mut().execution.parquet;
+    parquet.pushdown_filters = true;
+    parquet.reorder_filters = true;
+    parquet.enable_page_index = true;
+    parquet.pruning = true;
+    config
+}
+
+/// Applies catalog changes to the index, and lists everything again every `relist`.
+async fn follow_catalog(
+    index: Arc<FileIndex>,
+    catalog: CatalogView,
+    relist: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut changes = catalog.subscribe();
+    let mut relist_timer = tokio::time::interval(relist);
+    relist_timer.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let snapshot = changes.borrow_and_update().clone();
+                if let Err(error) = index.apply_catalog(&snapshot).await {
+                    tracing::warn!(%error, "applying a catalog change to the file index failed");
+                }
+            }
+            _ = relist_timer.tick() => {
+                if let Err(error) = index.relist(&catalog.snapshot()).await {
+                    tracing::warn!(%error, "listing the lake again failed");
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites `?` placeholders to DataFusion's `$1`, `$2`, … in order of appearance.
+fn number_placeholders(statement: &mut Statement) {
+    struct Numbering(usize);
+    impl VisitorMut for Numbering {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Value(value) = expr
+                && let Value::Placeholder(text) = &mut value.value
+                && text == "?"
+            {
+                self.0 += 1;
+                *text = format!("${}", self.0);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Numbering(0));
+}
+
+/// Binds `params` to the plan's placeholders, cast to the types the planner inferred for them.
+fn bind(plan: LogicalPlan, params: &[Param]) -> Result<LogicalPlan> {
+    let types = plan.get_parameter_types()?;
+    let values = params
+        .iter()
+        .enumerate()
+        .map(|(position, param)| {
+            let value = match param {
+                Param::Null => ScalarValue::Null,
+                Param::Bool(flag) => ScalarValue::Boolean(Some(*flag)),
+                Param::Int(integer) => ScalarValue::Int64(Some(*integer)),
+                Param::Float(float) => ScalarValue::Float64(Some(*float)),
+                Param::Text(text) => ScalarValue::Utf8(Some(text.clone())),
+            };
+            let wanted = types.get(&format!("${}", position + 1)).cloned().flatten();
+            match wanted {
+                Some(data_type) if !value.is_null() && value.data_type() != data_type => {
+                    value.cast_to(&data_type).map_err(|_| {
+                        Error::BadRequest(format!(
+                            "params[{position}]: {value} cannot be read as {data_type}"
+                        ))
+                    })
+                }
+                _ => Ok(value),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.with_param_values(ParamValues::from(values))?)
+}
+
+#[async_trait::async_trait]
+impl QueryEngine for DataFusionEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::DataFusion
+    }
+
+    async fn start(&self, request: QueryRequest) -> Result<Execution> {
+        let plan = self.plan(&request).await?;
+        let (sink, execution) = ExecutionSink::channel(EngineKind::DataFusion);
+        let task_context = self.context.task_ctx();
+        tokio::spawn(drive(sink, plan, task_context, request.timeout));
+        Ok(execution)
+    }
+
+    fn visible_files(&self, table: &str) -> Option<u64> {
+        self.index
+            .snapshot()
+            .tables
+            .get(table)
+            .map(|files| files.file_count() as u64)
+    }
+}
+
+/// Runs `plan`, sending its batches to `sink`, until done, cancelled or past `timeout`.
+async fn drive(
+    sink: ExecutionSink,
+    plan: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    timeout: Duration,
+) {
+    sink.update(|status| status.state = QueryState::Running);
+    let started = tokio::time::Instant::now();
+    let outcome = tokio::select! {
+        outcome = produce(&sink, plan.clone(), context) => outcome,
+        () = tokio::time::sleep(timeout) => Err(Error::Timeout(timeout)),
+        () = sink.cancel.cancelled() => Err(Error::Cancelled(String::new())),
+    };
+    let (files, partitions) = scanned_files(plan.as_ref());
+    let bytes = metric_sum(plan.as_ref(), "bytes_scanned");
+    sink.update(|status| {
+        status.stats.bytes_scanned = bytes;
+        status.stats.files_scanned = Some(files);
+        status.stats.partitions_scanned = Some(partitions);
+        status.stats.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    });
+    sink.finish(outcome);
+}
+
+async fn produce(
+    sink: &ExecutionSink,
+    plan: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+) -> Result<()> {
+    if !sink.send(Output::Schema(plan.schema())).await {
+        return Err(Error::Cancelled(": the client left".into()));
+    }
+    let mut stream = execute_stream(plan, context)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let rows = batch.num_rows();
+        if !sink.send(Output::Batch(batch)).await {
+            return Err(Error::Cancelled(": the client left".into()));
+        }
+        sink.update(|status| status.stats.rows += rows);
+    }
+    Ok(())
+}
+
+/// Files and distinct partitions the plan's Parquet scans read.
+fn scanned_files(plan: &dyn ExecutionPlan) -> (u64, u64) {
+    let mut files = 0;
+    let mut partitions = HashSet::new();
+    let mut pending: Vec<&dyn ExecutionPlan> = vec![plan];
+    while let Some(node) = pending.pop() {
+        if let Some(source) = node.downcast_ref::<DataSourceExec>()
+            && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
+        {
+            for group in &scan.file_groups {
+                for file in group.iter() {
+                    files += 1;
+                    partitions.insert(format!("{:?}", file.partition_values));
+                }
+            }
+        }
+        pending.extend(node.children().into_iter().map(|child| child.as_ref()));
+    }
+    (files, partitions.len() as u64)
+}
+
+/// Sums a named metric over every node of an executed plan.
+fn metric_sum(plan: &dyn ExecutionPlan, name: &str) -> u64 {
+    let own = plan
+        .metrics()
+        .and_then(|metrics| metrics.sum_by_name(name))
+        .map_or(0, |value| value.as_usize() as u64);
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| metric_sum(child.as_ref(), name))
+        .sum::<u64>()
+}

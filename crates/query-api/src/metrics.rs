@@ -1,0 +1,53 @@
+//! The query API's Prometheus metrics (served on `/metrics`).
+//!
+//! - `stockstream_query_requests_total{engine,outcome}`: queries by engine and outcome
+//!   (`ok`, `accepted` for 202, or the error kind);
+//! - `stockstream_query_duration_seconds{engine}`: time from request to last row;
+//! - `stockstream_query_bytes_scanned_total{engine}`: bytes read from the lake;
+//! - `stockstream_query_in_flight{engine}`: queries executing;
+//! - `stockstream_query_rejected_total{reason}`: requests refused before execution
+//!   (`overloaded`, `unauthorized`, `forbidden_statement`, …);
+//! - `stockstream_query_commit_events_total`, `stockstream_query_commit_events_unreadable_total`,
+//!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`.
+
+use std::time::Duration;
+
+/// Records a finished query.
+pub(crate) fn query_finished(
+    engine: &'static str,
+    outcome: &'static str,
+    elapsed: Duration,
+    bytes_scanned: u64,
+) {
+    metrics::counter!("stockstream_query_requests_total", "engine" => engine, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("stockstream_query_duration_seconds", "engine" => engine)
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("stockstream_query_bytes_scanned_total", "engine" => engine)
+        .increment(bytes_scanned);
+}
+
+/// Records a request refused before any engine ran it.
+pub(crate) fn rejected(reason: &'static str) {
+    metrics::counter!("stockstream_query_rejected_total", "reason" => reason).increment(1);
+}
+
+/// Adjusts the number of queries executing.
+pub(crate) fn in_flight(engine: &'static str, delta: f64) {
+    metrics::gauge!("stockstream_query_in_flight", "engine" => engine).increment(delta);
+}
+
+/// Records `count` applied `lake.commits` events.
+pub(crate) fn commit_events_applied(count: usize) {
+    metrics::counter!("stockstream_query_commit_events_total").increment(count as u64);
+}
+
+/// Records a `lake.commits` message that could not be decoded.
+pub(crate) fn commit_event_unreadable() {
+    metrics::counter!("stockstream_query_commit_events_unreadable_total").increment(1);
+}
+
+/// Whether the DataFusion engine currently follows `lake.commits`.
+pub(crate) fn set_following_commits(following: bool) {
+    metrics::gauge!("stockstream_query_following_commits").set(if following { 1.0 } else { 0.0 });
+}
