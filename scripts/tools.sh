@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external tools stockstream's local stack and tests need, once per machine,
 # into a cache outside the checkout (default ~/.cache/stockstream). Idempotent: a second run
-# only checks what is there. Usage: scripts/tools.sh [tansu] [python]
+# only checks what is there. Usage: scripts/tools.sh [tansu] [python] [schemathesis]
 set -euo pipefail
 
 CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
@@ -9,6 +9,9 @@ TANSU_VERSION="0.6.0"
 TANSU_ROOT="$CACHE/tansu-$TANSU_VERSION"
 VENV="$CACHE/venv"
 PY_PACKAGES=(duckdb==1.4.1 confluent-kafka==2.12.0 "moto[server,s3,glue]==5.2.5")
+# schemathesis (API fuzzing from /openapi.json) brings its own pins: a venv of its own.
+SCHEMATHESIS_VENV="$CACHE/venv-schemathesis"
+SCHEMATHESIS_VERSION="4.32.5"
 
 mkdir -p "$CACHE"
 
@@ -35,12 +38,25 @@ install_python() {
   touch "$stamp"
 }
 
+install_schemathesis() {
+  local stamp="$SCHEMATHESIS_VENV/.stockstream-schemathesis-$SCHEMATHESIS_VERSION"
+  if [ -f "$stamp" ]; then
+    echo "tools: schemathesis $SCHEMATHESIS_VERSION present at $SCHEMATHESIS_VENV"
+    return
+  fi
+  echo "tools: creating a venv for schemathesis $SCHEMATHESIS_VERSION at $SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  touch "$stamp"
+}
+
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(tansu python)
+[ ${#what[@]} -eq 0 ] && what=(tansu python schemathesis)
 for tool in "${what[@]}"; do
   case "$tool" in
     tansu) install_tansu ;;
     python) install_python ;;
-    *) echo "tools: unknown tool '$tool' (known: tansu python)" >&2; exit 2 ;;
+    schemathesis) install_schemathesis ;;
+    *) echo "tools: unknown tool '$tool' (known: tansu python schemathesis)" >&2; exit 2 ;;
   esac
 done
