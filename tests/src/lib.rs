@@ -4,6 +4,10 @@
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
 
+pub mod answers;
+pub mod http;
+pub mod lake;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -43,6 +43,7 @@ async fn freshness_from_produce_to_query() -> Result<()> {
     crawler.http.listen = "127.0.0.1:0".parse()?;
     let crawler = tokio::spawn(stockstream_glue_crawler::run(crawler, shutdown.clone()));
     let mut api = stockstream_query_api::Config::load(None)?;
+    api.kafka = kafka.clone();
     api.lake = lake;
     api.http.listen = "127.0.0.1:0".parse()?;
     let api = stockstream_query_api::start(api, shutdown.clone()).await?;

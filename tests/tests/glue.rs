@@ -524,6 +524,28 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
     }
     assert_eq!(rows, 5693);
 
+    // The embedded engine over the S3 lake, with the tables and partitions of Glue, answers what
+    // the local stack answers (the same checks against the CSV).
+    let mut api = stockstream_query_api::Config::load(None)?;
+    api.kafka = kafka.clone();
+    api.lake = lake.clone();
+    api.http.listen = "127.0.0.1:0".parse()?;
+    api.query.catalog = stockstream_query_api::CatalogKind::Glue;
+    api.query.glue = moto.aws();
+    api.query.database = DATABASE.into();
+    let api = stockstream_query_api::start(api, shutdown.clone()).await?;
+    stockstream_e2e::answers::check_market_answers(api.address, &test_data()).await?;
+    let (status, tables) = stockstream_e2e::http_get(api.address, "/v1/tables/quotes").await?;
+    assert_eq!(status, 200, "{tables}");
+    let tables: serde_json::Value = serde_json::from_str(&tables)?;
+    assert_eq!(tables["partitions"], 25);
+    assert!(
+        tables["location"]
+            .as_str()
+            .is_some_and(|location| location.starts_with("s3://market-lake/stockstream/quotes")),
+        "{tables}"
+    );
+
     // `sync` finds Glue and the lake in agreement.
     let report = stockstream_glue_crawler::sync_glue(&crawler_config, true).await?;
     assert!(report.partitions_missing_in_glue.is_empty(), "{report:?}");

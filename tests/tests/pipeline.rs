@@ -91,6 +91,7 @@ async fn start_services_with(
     ));
 
     let mut api_config = stockstream_query_api::Config::load(None)?;
+    api_config.kafka = kafka.clone();
     api_config.lake = LakeConfig::Local {
         root: lake.to_path_buf(),
     };
@@ -249,6 +250,10 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     )
     .await?;
 
+    // The market-data endpoints and parameterized SQL answer what the CSV says, in JSON and CSV.
+    stockstream_e2e::answers::check_market_answers(api, &csv).await?;
+    stockstream_e2e::answers::check_guard_corpus(api).await?;
+
     // Answers match values computed from the CSV without stockstream's parser.
     let answer = query(api, "SELECT max(close) AS m FROM quotes WHERE symbol = 'HSI' AND EXTRACT(YEAR FROM trade_date) = 1987").await?;
     let max_1987 = scalar(&answer)?.as_f64().context("max is a number")?;
@@ -340,27 +345,30 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     // The catalog lists the table, its columns and one partition per folder; a crawl of the lake
     // rebuilds the same catalog.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let catalog = loop {
-        let (status, body) = http_get(api, "/v1/tables").await?;
-        assert_eq!(status, 200);
-        let catalog: Value = serde_json::from_str(&body)?;
-        let partitions = catalog["databases"]["stockstream"]["tables"]["quotes"]["partitions"]
-            .as_object()
-            .map_or(0, |p| p.len());
-        if partitions == facts.rows_per_year.len() || Instant::now() > deadline {
-            break catalog;
+    let table = loop {
+        let (status, body) = http_get(api, "/v1/tables/quotes").await?;
+        assert_eq!(status, 200, "{body}");
+        let table: Value = serde_json::from_str(&body)?;
+        if table["partitions"] == facts.rows_per_year.len() || Instant::now() > deadline {
+            break table;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let table = &catalog["databases"]["stockstream"]["tables"]["quotes"];
     assert_eq!(
         table["partition_keys"],
         serde_json::json!([{"name": "symbol", "type": "string"}, {"name": "year", "type": "int"}])
     );
+    assert_eq!(table["partitions"], facts.rows_per_year.len());
     assert_eq!(
-        table["partitions"].as_object().map(|p| p.len()),
+        table["partition_list"].as_array().map(Vec::len),
         Some(facts.rows_per_year.len())
     );
+    let (status, tables) = http_get(api, "/v1/tables").await?;
+    assert_eq!(status, 200);
+    let tables: Value = serde_json::from_str(&tables)?;
+    assert_eq!(tables["database"], "stockstream");
+    assert_eq!(tables["tables"][0]["name"], "quotes");
+    assert_eq!(tables["tables"][0]["files"], table["files"]);
     let store = stockstream_common::lake::LocalStore::new(&lake)?;
     let current = stockstream_common::catalog::Catalog::load(&store)
         .await?
