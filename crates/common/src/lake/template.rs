@@ -313,7 +313,7 @@ impl PartitionTemplate {
             Field::new("close", DataType::Float64, false),
             Field::new("adj_close", DataType::Float64, false),
             Field::new("volume", DataType::Int64, false),
-            Field::new("close_usd", DataType::Float64, false),
+            Field::new("close_usd", DataType::Float64, true),
             Field::new("kafka_partition", DataType::Int32, false),
             Field::new("kafka_offset", DataType::Int64, false),
             Field::new(
@@ -341,7 +341,7 @@ mod tests {
             close: 1.0,
             adj_close: 1.0,
             volume: 1,
-            close_usd: 1.0,
+            close_usd: Some(1.0),
         }
     }
 
