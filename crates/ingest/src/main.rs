@@ -10,7 +10,6 @@ use stockstream_common::kafka::{
 };
 use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
-use stockstream_ingest::replay::require_file;
 use stockstream_ingest::{
     Config, FileFormat, GenerateOptions, ReplayOptions, replay, stream, write_file,
 };
@@ -30,11 +29,13 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay a CSV file (indexProcessed.csv columns, found by header name) into the quotes
-    /// topic, resuming where an earlier replay of the same content stopped.
+    /// Replay quote files (indexProcessed.csv or Yahoo Finance exports; files, directories,
+    /// globs, s3:// objects, plain or gzip/zstd) into the quotes topic, resuming each file where
+    /// an earlier replay of the same content stopped. Each file's delimiter, decimal separator,
+    /// date format, symbol and CloseUSD are inferred first (--dry-run shows them).
     #[command(
         after_help = "Exit status: 0 done, 1 records not delivered (run again to resume), \
-2 bad usage or file, 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
+2 bad usage or file (nothing sent), 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
     )]
     Replay {
         #[command(flatten)]
@@ -138,7 +139,7 @@ fn main() -> ExitCode {
 async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Replay { options, json } => {
-            require_file(&options.file)?;
+            options.validate()?;
             if !options.dry_run {
                 ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
             }
@@ -152,6 +153,8 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
             }
             Ok(if summary.failed > 0 {
                 ExitCode::FAILURE
+            } else if !summary.file_errors().is_empty() {
+                ExitCode::from(2)
             } else if summary.stopped.is_some() {
                 ExitCode::from(3)
             } else if summary.interrupted {
