@@ -10,9 +10,8 @@ use stockstream_common::kafka::{
 };
 use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
-use stockstream_ingest::{
-    Config, FileFormat, GenerateOptions, ReplayOptions, replay, stream, write_file,
-};
+use stockstream_ingest::replay::{self, prepare};
+use stockstream_ingest::{Config, FileFormat, GenerateOptions, ReplayOptions, stream, write_file};
 
 /// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes, and serves
 /// an HTTP push endpoint. Every record is acknowledged by Kafka (idempotent producer, acks=all)
@@ -139,13 +138,19 @@ fn main() -> ExitCode {
 async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Replay { options, json } => {
-            options.validate()?;
+            // Every file is read and its format told before Kafka is asked anything.
+            let (config, options, prepared) = tokio::task::spawn_blocking(move || {
+                prepare(&config, &options).map(|prepared| (config, options, prepared))
+            })
+            .await??;
             if !options.dry_run {
                 ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
             }
             let shutdown = signal_token();
-            let summary =
-                tokio::task::spawn_blocking(move || replay(&config, &options, &shutdown)).await??;
+            let summary = tokio::task::spawn_blocking(move || {
+                replay::execute(&config, &options, prepared, &shutdown)
+            })
+            .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

@@ -246,17 +246,39 @@ impl Unit {
     }
 }
 
-/// Replays the sources of `options`; blocks until every record is acknowledged.
+/// Replays the sources of `options`; blocks until every record is acknowledged: [`prepare`],
+/// then [`execute`].
 ///
-/// Every file's format is inferred before anything is sent: a file that cannot be read or
-/// whose format cannot be told stops the replay before it starts (a dry run reports every file
-/// and fails at the end). Cancelling `shutdown` stops reading, waits for what is in flight and
-/// records the progress.
+/// Cancelling `shutdown` stops reading, waits for what is in flight and records the progress.
+/// Runs on a blocking thread (S3 sources block on the caller's Tokio runtime).
 pub fn replay(
     config: &Config,
     options: &ReplayOptions,
     shutdown: &CancellationToken,
 ) -> Result<ReplaySummary> {
+    let prepared = prepare(config, options)?;
+    execute(config, options, prepared, shutdown)
+}
+
+/// The files of a replay with what was inferred about each, ready to replay.
+#[derive(Debug)]
+pub struct Prepared {
+    members: Vec<Member>,
+    summary: ReplaySummary,
+    started: Instant,
+}
+
+impl Prepared {
+    /// The summary so far: every file with its format, or why it cannot be replayed.
+    pub fn summary(&self) -> &ReplaySummary {
+        &self.summary
+    }
+}
+
+/// Expands the sources, fingerprints every file and infers its format, before anything is sent
+/// (and before Kafka is asked anything). A file that cannot be read or whose format cannot be
+/// told is an error naming every such file — except in a dry run, whose summary reports them.
+pub fn prepare(config: &Config, options: &ReplayOptions) -> Result<Prepared> {
     options.validate()?;
     let started = Instant::now();
     let sources = expand(&options.source_arguments(), &config.s3)?;
@@ -290,6 +312,25 @@ pub fn replay(
             },
         });
     }
+    Ok(Prepared {
+        members,
+        summary,
+        started,
+    })
+}
+
+/// Replays prepared files; blocks until every record is acknowledged.
+pub fn execute(
+    config: &Config,
+    options: &ReplayOptions,
+    prepared: Prepared,
+    shutdown: &CancellationToken,
+) -> Result<ReplaySummary> {
+    let Prepared {
+        members,
+        mut summary,
+        started,
+    } = prepared;
     let emitter = if options.dry_run {
         None
     } else {
