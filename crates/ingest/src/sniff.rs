@@ -243,75 +243,19 @@ pub fn infer(source: &Source, options: &FormatOptions) -> Result<Inference> {
         message,
     };
     let opened = source.open()?;
+    let compression = opened.compression;
     let mut records = LineRecords::new(opened.reader, b',');
-    let header_text = loop {
-        match records
-            .next_record()
-            .map_err(|error| source.read_error(error))?
-        {
-            None => {
-                return Err(format_error(
-                    "file is empty; expected a header such as Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD".into(),
-                ));
-            }
-            Some(record) if record.all_blank() => {}
-            Some(record) => break record.text.to_string(),
-        }
-    };
-    let (delimiter, columns) =
-        header_columns(&header_text, options.delimiter).map_err(format_error)?;
+    let header = read_header(source, &mut records)?;
+    let (delimiter, columns) = header_columns(&header, options.delimiter).map_err(format_error)?;
     records.set_delimiter(delimiter);
-    let date_position = columns.position(Column::Date);
-    let price_positions: Vec<usize> = [
-        Column::Open,
-        Column::High,
-        Column::Low,
-        Column::Close,
-        Column::AdjClose,
-        Column::CloseUsd,
-    ]
-    .iter()
-    .filter_map(|&column| columns.position(column))
-    .collect();
-    let mut tally = DateTally::default();
-    let mut comma_rows = 0;
-    let mut rows = 0;
-    while let Some(record) = records
-        .next_record()
-        .map_err(|error| source.read_error(error))?
-    {
-        rows += 1;
-        if rows > SAMPLE_ROWS {
-            if explicit_dates.is_some() || !tally.has_day_month() {
-                break;
-            }
-            tally.whole_file = true;
-        }
-        if let Some(date) = date_position.and_then(|position| record.field(position)) {
-            tally.observe(date);
-        }
-        if rows <= SAMPLE_ROWS
-            && price_positions
-                .iter()
-                .any(|&position| record.field(position).is_some_and(looks_like_decimal_comma))
-        {
-            comma_rows += 1;
-        }
-    }
-    if rows <= SAMPLE_ROWS {
-        tally.whole_file = true;
-    }
+    let sample = scan(source, &mut records, &columns, explicit_dates.is_none())?;
     let mut sniffed = Vec::new();
-    let delimiter_name = match delimiter {
-        b'\t' => "tab".to_string(),
-        other => char::from(other).to_string(),
-    };
     if options.delimiter.is_none() {
         sniffed.push("delimiter");
     }
     let decimal = options.decimal.unwrap_or_else(|| {
         sniffed.push("decimal");
-        if comma_rows > 0 {
+        if sample.comma_rows > 0 {
             Decimal::Comma
         } else {
             Decimal::Point
@@ -321,7 +265,7 @@ pub fn infer(source: &Source, options: &FormatOptions) -> Result<Inference> {
         Some(format) => (format, "given with --date-format".to_string()),
         None => {
             sniffed.push("date_format");
-            tally.decide().map_err(format_error)?
+            sample.dates.decide().map_err(format_error)?
         }
     };
     let (symbol, symbol_from) = symbol_source(source, &columns, options).map_err(format_error)?;
@@ -330,20 +274,21 @@ pub fn infer(source: &Source, options: &FormatOptions) -> Result<Inference> {
         (None, Some(rate)) => format!("Close × {rate} (--usd-rate)"),
         (None, None) => "null (no CloseUSD column and no --usd-rate)".to_string(),
     };
-    let mapped = Column::ALL
-        .iter()
-        .filter_map(|&column| {
-            columns
-                .header_name(column)
-                .map(|name| (record_field(column), name.to_string()))
-        })
-        .collect();
     Ok(Inference {
-        compression: opened.compression,
-        delimiter: delimiter_name,
+        compression,
+        delimiter: match delimiter {
+            b'\t' => "tab".to_string(),
+            other => char::from(other).to_string(),
+        },
         decimal,
         ignored_columns: columns.ignored().into_iter().map(str::to_string).collect(),
-        columns: mapped,
+        columns: Column::ALL
+            .iter()
+            .filter_map(|&column| {
+                let name = columns.header_name(column)?;
+                Some((record_field(column), name.to_string()))
+            })
+            .collect(),
         date_format: dates.pattern(),
         date_order: match &dates {
             DateFormat::Inferred { order, .. } => *order,
@@ -362,6 +307,87 @@ pub fn infer(source: &Source, options: &FormatOptions) -> Result<Inference> {
         },
         delimiter_byte: delimiter,
     })
+}
+
+/// The text of the first non-blank line.
+fn read_header<R: std::io::BufRead>(
+    source: &Source,
+    records: &mut LineRecords<R>,
+) -> Result<String> {
+    loop {
+        match records
+            .next_record()
+            .map_err(|error| source.read_error(error))?
+        {
+            None => {
+                return Err(Error::Format {
+                    path: source.name().into(),
+                    message: "file is empty; expected a header such as Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD".into(),
+                });
+            }
+            Some(record) if record.all_blank() => {}
+            Some(record) => return Ok(record.text.to_string()),
+        }
+    }
+}
+
+/// What the rows after the header say about the file.
+struct Sample {
+    dates: DateTally,
+    comma_rows: u64,
+}
+
+/// Reads the first [`SAMPLE_ROWS`] rows (decimal commas, date forms) and, when `infer_dates`
+/// and they hold numeric day/month dates, the rest of the file's date column.
+fn scan<R: std::io::BufRead>(
+    source: &Source,
+    records: &mut LineRecords<R>,
+    columns: &Columns,
+    infer_dates: bool,
+) -> Result<Sample> {
+    let date_position = columns.position(Column::Date);
+    let price_positions: Vec<usize> = [
+        Column::Open,
+        Column::High,
+        Column::Low,
+        Column::Close,
+        Column::AdjClose,
+        Column::CloseUsd,
+    ]
+    .iter()
+    .filter_map(|&column| columns.position(column))
+    .collect();
+    let mut sample = Sample {
+        dates: DateTally::default(),
+        comma_rows: 0,
+    };
+    let mut rows = 0;
+    while let Some(record) = records
+        .next_record()
+        .map_err(|error| source.read_error(error))?
+    {
+        rows += 1;
+        if rows > SAMPLE_ROWS {
+            if !infer_dates || !sample.dates.has_day_month() {
+                break;
+            }
+            sample.dates.whole_file = true;
+        }
+        if let Some(date) = date_position.and_then(|position| record.field(position)) {
+            sample.dates.observe(date);
+        }
+        if rows <= SAMPLE_ROWS
+            && price_positions
+                .iter()
+                .any(|&position| record.field(position).is_some_and(looks_like_decimal_comma))
+        {
+            sample.comma_rows += 1;
+        }
+    }
+    if rows <= SAMPLE_ROWS {
+        sample.dates.whole_file = true;
+    }
+    Ok(sample)
 }
 
 /// The delimiter and the columns of a header line.
