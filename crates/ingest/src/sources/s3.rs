@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io::Read;
 use std::sync::Arc;
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Buf, Bytes};
 use stockstream_common::lake::s3_client;
@@ -56,10 +56,24 @@ pub struct S3Objects {
     runtime: Runtime,
 }
 
-fn s3_error(what: &str, url: &str, error: impl std::error::Error) -> Error {
+/// An S3 error naming the operation: the service's code and message when S3 answered, the whole
+/// chain otherwise (connection, timeout, credentials).
+fn s3_error<E, R>(what: &str, url: &str, error: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = match error.as_service_error() {
+        Some(service) => format!(
+            "{} ({})",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(&error).to_string(),
+    };
     Error::Read {
         path: url.into(),
-        source: std::io::Error::other(format!("{what}: {}", DisplayErrorContext(error))),
+        source: std::io::Error::other(format!("{what}: {detail}")),
     }
 }
 
@@ -92,7 +106,12 @@ impl S3Objects {
         if !key.is_empty() && !key.ends_with('/') {
             self.runtime
                 .block_on(self.client.head_object().bucket(bucket).key(key).send())
-                .map_err(|error| s3_error("HeadObject", url, error))?;
+                .map_err(|error| match error.as_service_error() {
+                    Some(missing) if missing.is_not_found() => {
+                        Error::Usage(format!("{url}: no such object (or no access to it)"))
+                    }
+                    _ => s3_error("HeadObject", url, error),
+                })?;
             return Ok(vec![source(key.to_string())]);
         }
         let mut keys = Vec::new();
