@@ -101,7 +101,7 @@ pub fn quotes_of(csv: &Path) -> Result<Vec<Quote>> {
                 close: fields[5].parse()?,
                 adj_close: fields[6].parse()?,
                 volume: fields[7].parse::<f64>()? as i64,
-                close_usd: fields[8].parse()?,
+                close_usd: Some(fields[8].parse()?),
             })
         })
         .collect()

@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub mod files;
+pub mod ingest;
 use stockstream_common::config::{KafkaConfig, TopicsConfig};
 
 /// Path given by `variable`, which must name an existing file.

@@ -100,7 +100,7 @@ async fn measure(
             close: 10.5,
             adj_close: 10.5,
             volume: 1,
-            close_usd: 1.0,
+            close_usd: Some(1.0),
         };
         let payload = quote.to_json();
         let produced = Instant::now();

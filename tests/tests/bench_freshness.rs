@@ -63,7 +63,7 @@ async fn freshness_from_produce_to_query() -> Result<()> {
             close: 10.5,
             adj_close: 10.5,
             volume: 1,
-            close_usd: 1.0,
+            close_usd: Some(1.0),
         };
         let payload = quote.to_json();
         // Spread the samples over the flush cycle.

@@ -575,7 +575,7 @@ async fn template_file(
         close: 10.5,
         adj_close: 10.5,
         volume: 100,
-        close_usd: 1.3,
+        close_usd: Some(1.3),
     };
     let partition = template.partition(&quote);
     let bytes = encode_quotes(

@@ -2,103 +2,14 @@
 //! files and dead letters, exactness after SIGKILL, the generator, and the HTTP push service.
 //! Topics are read back by an independent client (confluent-kafka, `tests/interop/`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use stockstream_e2e::ingest::{Ingest, number, write};
 use stockstream_e2e::{
     Tansu, http_get, http_post_as, kafka_config, read_topic, run_interop, test_data,
 };
-
-/// Runs the ingest binary with a broker, topics named after the test, and a private state dir.
-struct Ingest {
-    bin: PathBuf,
-    bootstrap: String,
-    name: String,
-    state: tempfile::TempDir,
-}
-
-impl Ingest {
-    fn new(tansu: &Tansu, name: &str) -> Result<Self> {
-        let bin = PathBuf::from(
-            std::env::var("STOCKSTREAM_BIN")
-                .context("STOCKSTREAM_BIN is not set: run the tests with `make test`")?,
-        )
-        .join("stockstream-ingest");
-        ensure!(
-            bin.is_file(),
-            "{} is missing: run `cargo build --workspace --bins` (make test does)",
-            bin.display()
-        );
-        Ok(Self {
-            bin,
-            bootstrap: tansu.bootstrap.clone(),
-            name: name.to_string(),
-            state: tempfile::tempdir()?,
-        })
-    }
-
-    fn quotes(&self) -> String {
-        format!("{}.quotes", self.name)
-    }
-
-    fn dlq(&self) -> String {
-        format!("{}.quotes.dlq", self.name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .args(args)
-            .env("STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS", &self.bootstrap)
-            .env("STOCKSTREAM__KAFKA__TOPICS__QUOTES", self.quotes())
-            .env("STOCKSTREAM__KAFKA__TOPICS__DLQ", self.dlq())
-            .env(
-                "STOCKSTREAM__KAFKA__TOPICS__LAKE_COMMITS",
-                format!("{}.lake.commits", self.name),
-            )
-            .env("STOCKSTREAM__INGEST__STATE_DIR", self.state.path())
-            .env("STOCKSTREAM__TELEMETRY__LOG_LEVEL", "warn")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Result<Output> {
-        Ok(self.command(args).output()?)
-    }
-
-    /// Runs a replay with `--json` and returns its summary; fails unless the exit status is `code`.
-    fn replay(&self, args: &[&str], code: i32) -> Result<serde_json::Value> {
-        let mut all = vec!["replay", "--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all)?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        ensure!(
-            output.status.code() == Some(code),
-            "replay {args:?} exited with {} (expected {code}):\n{stdout}\n{stderr}",
-            output.status
-        );
-        serde_json::from_str(&stdout).with_context(|| format!("summary of {args:?}: {stdout}"))
-    }
-
-    fn count(&self, topic: &str) -> Result<u64> {
-        let output = self.run(&["count", "--topic", topic])?;
-        ensure!(output.status.success(), "count failed: {output:?}");
-        Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
-    }
-}
-
-fn number(summary: &serde_json::Value, field: &str) -> u64 {
-    summary[field].as_u64().unwrap_or(u64::MAX)
-}
-
-fn write(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    std::fs::write(&path, content)?;
-    Ok(path)
-}
 
 const HEADER: &str = "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD";
 

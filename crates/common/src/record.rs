@@ -8,7 +8,9 @@
 //! ```
 //!
 //! keyed by the symbol (so each symbol's quotes stay in order within one partition) and carrying
-//! the header [`SCHEMA_VERSION_HEADER`].
+//! the header [`SCHEMA_VERSION_HEADER`]. `close_usd` is `null` (or absent) when the source had no
+//! `CloseUSD` column and no exchange rate was given. Reading files (header names, date formats,
+//! delimiters) is ingest's business; this module holds what every service agrees on.
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: &str = "1";
 /// Kafka header carrying the wire-format version.
 pub const SCHEMA_VERSION_HEADER: &str = "stockstream-schema-version";
-/// Columns of `indexProcessed.csv`, in order.
+/// Columns of `indexProcessed.csv`, in order (also the field names of the tutorial's messages).
 pub const CSV_COLUMNS: [&str; 9] = [
     "Index",
     "Date",
@@ -53,8 +55,9 @@ pub struct Quote {
     pub adj_close: f64,
     /// Traded volume.
     pub volume: i64,
-    /// Closing price converted to US dollars.
-    pub close_usd: f64,
+    /// Closing price converted to US dollars; `null` when the source had no `CloseUSD` column and
+    /// no exchange rate was given (ingest never guesses a rate).
+    pub close_usd: Option<f64>,
 }
 
 /// Why a row or message is not a valid quote.
@@ -82,50 +85,8 @@ pub enum QuoteError {
 }
 
 impl Quote {
-    /// Parses the nine fields of an `indexProcessed.csv` row (see [`CSV_COLUMNS`]) and validates them.
-    pub fn from_csv_fields(fields: &[&str]) -> Result<Self, QuoteError> {
-        if fields.len() != CSV_COLUMNS.len() {
-            return Err(QuoteError::FieldCount {
-                expected: CSV_COLUMNS.len(),
-                found: fields.len(),
-            });
-        }
-        let field = |index: usize| -> Result<&str, QuoteError> {
-            let value = fields[index].trim();
-            if value.is_empty() {
-                Err(QuoteError::Empty {
-                    column: CSV_COLUMNS[index],
-                })
-            } else {
-                Ok(value)
-            }
-        };
-        let price = |index: usize| -> Result<f64, QuoteError> {
-            let value = field(index)?;
-            value.parse::<f64>().map_err(|_| QuoteError::Unparseable {
-                column: CSV_COLUMNS[index],
-                value: value.to_string(),
-                expected: "a number",
-            })
-        };
-        let trade_date = parse_trade_date(field(1)?)?;
-        let quote = Quote {
-            symbol: field(0)?.to_string(),
-            trade_date,
-            open: price(2)?,
-            high: price(3)?,
-            low: price(4)?,
-            close: price(5)?,
-            adj_close: price(6)?,
-            volume: parse_volume(field(7)?)?,
-            close_usd: price(8)?,
-        };
-        quote.validate()?;
-        Ok(quote)
-    }
-
-    /// Checks the rules every quote obeys: a sane symbol, finite positive prices, `high >= low`,
-    /// a non-negative volume and a plausible date.
+    /// Checks the rules every quote obeys: a sane symbol, finite positive prices (`close_usd`, when
+    /// known, too), `high >= low`, a non-negative volume and a plausible date.
     pub fn validate(&self) -> Result<(), QuoteError> {
         if !is_valid_symbol(&self.symbol) {
             return Err(QuoteError::Invalid(format!(
@@ -139,8 +100,10 @@ impl Quote {
             ("low", self.low),
             ("close", self.close),
             ("adj_close", self.adj_close),
-            ("close_usd", self.close_usd),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.close_usd.map(|value| ("close_usd", value)))
+        {
             if !value.is_finite() || value <= 0.0 {
                 return Err(QuoteError::Invalid(format!(
                     "{column} must be a positive price, found {value}"
@@ -233,17 +196,25 @@ impl Quote {
                 let row: TutorialQuote = serde_json::from_slice(payload).map_err(|error| {
                     QuoteError::Json(format!("tutorial-format message: {error}"))
                 })?;
-                let volume = parse_volume(&row.volume.to_string())?;
+                let volume = row
+                    .volume
+                    .as_i64()
+                    .or_else(|| row.volume.as_f64().and_then(whole_volume))
+                    .ok_or_else(|| QuoteError::Unparseable {
+                        column: "Volume",
+                        value: row.volume.to_string(),
+                        expected: "a whole number",
+                    })?;
                 let quote = Quote {
                     symbol: row.index,
-                    trade_date: parse_trade_date(row.date.trim())?,
+                    trade_date: parse_wire_date(row.date.trim())?,
                     open: row.open,
                     high: row.high,
                     low: row.low,
                     close: row.close,
                     adj_close: row.adj_close,
                     volume,
-                    close_usd: row.close_usd,
+                    close_usd: Some(row.close_usd),
                 };
                 quote.validate()?;
                 Ok((quote, WireFormat::Tutorial))
@@ -252,160 +223,35 @@ impl Quote {
     }
 }
 
-/// Accepted spellings of each column of [`CSV_COLUMNS`] in a header (compared case-insensitively):
-/// the dataset's own names and stockstream's field names.
-const COLUMN_ALIASES: [&[&str]; 9] = [
-    &["index", "symbol"],
-    &["date", "trade_date"],
-    &["open"],
-    &["high"],
-    &["low"],
-    &["close"],
-    &["adj close", "adj_close", "adjclose"],
-    &["volume"],
-    &["closeusd", "close_usd"],
-];
-
-/// Where each column of [`CSV_COLUMNS`] sits in a file, found from its header by name, so files
-/// with reordered or extra columns replay too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CsvLayout {
-    positions: [usize; 9],
-    width: usize,
-}
-
-impl CsvLayout {
-    /// Maps a header row (a leading byte-order mark and surrounding spaces are ignored).
-    pub fn from_header<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
-        let normalized: Vec<String> = names
-            .iter()
-            .map(|name| {
-                name.as_ref()
-                    .trim_start_matches('\u{feff}')
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .collect();
-        let mut positions = [0; 9];
-        let mut missing = Vec::new();
-        for (column, aliases) in COLUMN_ALIASES.iter().enumerate() {
-            match normalized
-                .iter()
-                .position(|name| aliases.contains(&name.as_str()))
-            {
-                Some(position) => positions[column] = position,
-                None => missing.push(CSV_COLUMNS[column]),
-            }
-        }
-        if missing.is_empty() {
-            Ok(Self {
-                positions,
-                width: names.len(),
-            })
-        } else {
-            Err(format!(
-                "header `{}` lacks the column(s) {}; expected the columns of indexProcessed.csv: {}",
-                names
-                    .iter()
-                    .map(|name| name.as_ref().trim_start_matches('\u{feff}'))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                missing.join(", "),
-                CSV_COLUMNS.join(",")
-            ))
-        }
-    }
-
-    /// Number of fields every row must have (the header's).
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// Parses one data row laid out like the header.
-    pub fn parse<S: AsRef<str>>(&self, fields: &[S]) -> Result<Quote, QuoteError> {
-        if fields.len() != self.width {
-            return Err(QuoteError::FieldCount {
-                expected: self.width,
-                found: fields.len(),
-            });
-        }
-        let ordered: [&str; 9] = self.positions.map(|position| fields[position].as_ref());
-        Quote::from_csv_fields(&ordered)
-    }
-}
-
-/// Parses a trading day written in any common, unambiguous way: `2010-01-04`, `2010/01/04`,
-/// `2010.01.04`, `20100104`, `04.01.2010`, `04-Jan-2010`, `4 Jan 2010`, `Jan 4, 2010`, and
-/// `04/01/2010`-style dates only when the day is above 12 (or equals the month). A time of day of
-/// midnight (`2010-01-04 00:00:00`, `2010-01-04T00:00:00Z`, as pandas writes dates) is accepted.
-pub fn parse_trade_date(text: &str) -> Result<NaiveDate, QuoteError> {
+/// Parses the trade date of a wire-format message written by the tutorial's producer: the
+/// dataset's `YYYY-MM-DD`, optionally with a time of midnight (`1987-01-02 00:00:00`,
+/// `1987-01-02T00:00:00Z`, as pandas writes dates). Files in other date formats are read by
+/// ingest, which infers their format.
+pub fn parse_wire_date(text: &str) -> Result<NaiveDate, QuoteError> {
     let unparseable = |expected: &'static str| QuoteError::Unparseable {
         column: "Date",
         value: text.to_string(),
         expected,
     };
-    let date_part = match text.split_once(['T', ' ']) {
-        Some((date, time))
-            if text.len() > 10
-                && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-                && !text.as_bytes()[4].is_ascii_digit() =>
-        {
-            let time = time.trim().trim_end_matches('Z').trim_end_matches("+00:00");
-            let midnight = time.trim_start_matches(['0', ':', '.']).is_empty();
-            if !midnight {
-                return Err(unparseable("a date (a daily quote has no time of day)"));
-            }
-            date
-        }
-        _ => text,
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((date, time)) => (date, Some(time)),
+        None => (text, None),
     };
-    for format in [
-        "%Y-%m-%d",
-        "%Y/%m/%d",
-        "%Y.%m.%d",
-        "%d.%m.%Y",
-        "%d-%b-%Y",
-        "%d %b %Y",
-        "%b %d, %Y",
-        "%b %d %Y",
-    ] {
-        // chrono's `%Y` also takes two-digit years; a century is never guessed.
-        if let Ok(date) = NaiveDate::parse_from_str(date_part, format)
-            && date.year() >= 1000
-        {
-            return Ok(date);
+    if let Some(time) = time {
+        let time = time.trim().trim_end_matches('Z').trim_end_matches("+00:00");
+        if !time.trim_start_matches(['0', ':', '.']).is_empty() {
+            return Err(unparseable("a date (a daily quote has no time of day)"));
         }
     }
-    if date_part.len() == 8 && date_part.bytes().all(|byte| byte.is_ascii_digit()) {
-        return NaiveDate::parse_from_str(date_part, "%Y%m%d")
-            .map_err(|_| unparseable("a date (YYYYMMDD)"));
+    match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+        Ok(day) if day.year() >= 1000 => Ok(day),
+        _ => Err(unparseable("a date in the form YYYY-MM-DD")),
     }
-    let parts: Vec<&str> = date_part.split(['/', '-']).collect();
-    if let [first, second, year] = parts.as_slice()
-        && year.len() == 4
-        && let (Ok(first), Ok(second), Ok(year)) = (
-            first.parse::<u32>(),
-            second.parse::<u32>(),
-            year.parse::<i32>(),
-        )
-    {
-        let (day, month) = if first == second || (first > 12 && second <= 12) {
-            (first, second)
-        } else if second > 12 && first <= 12 {
-            (second, first)
-        } else {
-            return Err(unparseable(
-                "an unambiguous date (both day-first and month-first readings are valid; use YYYY-MM-DD)",
-            ));
-        };
-        return NaiveDate::from_ymd_opt(year, month, day)
-            .ok_or_else(|| unparseable("a valid calendar date"));
-    }
-    Err(unparseable("a date (e.g. YYYY-MM-DD)"))
 }
 
-/// Symbols are short identifiers; the rule keeps them safe as Kafka keys and in lake paths.
-fn is_valid_symbol(symbol: &str) -> bool {
+/// Whether `symbol` is a valid symbol: 1-32 characters of `A-Z a-z 0-9 . ^ _ -`, which keeps it
+/// safe as a Kafka key and in lake paths.
+pub fn is_valid_symbol(symbol: &str) -> bool {
     !symbol.is_empty()
         && symbol.len() <= 32
         && symbol
@@ -413,56 +259,34 @@ fn is_valid_symbol(symbol: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '^' | '_' | '-'))
 }
 
-/// Volumes arrive as integers (`1200`) or as floats with an integral value (`1200.0`).
-fn parse_volume(value: &str) -> Result<i64, QuoteError> {
-    if let Ok(volume) = value.parse::<i64>() {
-        return Ok(volume);
-    }
-    let unparseable = || QuoteError::Unparseable {
-        column: "Volume",
-        value: value.to_string(),
-        expected: "a whole number",
-    };
-    let float = value.parse::<f64>().map_err(|_| unparseable())?;
-    if float.is_finite() && float.fract() == 0.0 && float.abs() <= MAX_VOLUME {
-        // The checks above make the conversion exact.
-        Ok(float as i64)
-    } else {
-        Err(unparseable())
-    }
+/// A volume read as a float (`1200.0`) as the whole number it must be; `None` for a fraction, a
+/// non-finite value or one beyond 2^53 (where a float no longer holds every integer).
+pub fn whole_volume(value: f64) -> Option<i64> {
+    // The checks make the conversion exact.
+    (value.is_finite() && value.fract() == 0.0 && value.abs() <= MAX_VOLUME).then_some(value as i64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ROW: [&str; 9] = [
-        "HSI",
-        "2010-01-11",
-        "22524.17969",
-        "22671.91992",
-        "22373.96094",
-        "22411.51953",
-        "22411.51953",
-        "1744637600.0",
-        "2913.",
-    ];
-
-    #[test]
-    fn parses_a_real_row() {
-        let quote = Quote::from_csv_fields(&ROW).expect("valid row");
-        assert_eq!(quote.symbol, "HSI");
-        assert_eq!(
-            quote.trade_date,
-            NaiveDate::from_ymd_opt(2010, 1, 11).expect("date")
-        );
-        assert_eq!(quote.volume, 1_744_637_600);
-        assert_eq!(quote.close_usd, 2913.0);
+    fn quote() -> Quote {
+        Quote {
+            symbol: "HSI".into(),
+            trade_date: NaiveDate::from_ymd_opt(2010, 1, 11).expect("date"),
+            open: 22524.17969,
+            high: 22671.91992,
+            low: 22373.96094,
+            close: 22411.51953,
+            adj_close: 22411.51953,
+            volume: 1_744_637_600,
+            close_usd: Some(2913.0),
+        }
     }
 
     #[test]
     fn json_round_trips() {
-        let quote = Quote::from_csv_fields(&ROW).expect("valid row");
+        let quote = quote();
         let decoded = Quote::from_json(&quote.to_json()).expect("decodes");
         assert_eq!(decoded, quote);
         let text = String::from_utf8(quote.to_json()).expect("utf8");
@@ -470,119 +294,71 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_rows_with_reasons() {
-        let mut row = ROW;
-        row[3] = "1.0";
-        let error = Quote::from_csv_fields(&row).expect_err("high below low");
-        assert!(error.to_string().contains("below low"), "{error}");
+    fn an_unknown_close_usd_is_null_on_the_wire() {
+        let quote = Quote {
+            close_usd: None,
+            ..quote()
+        };
+        let text = String::from_utf8(quote.to_json()).expect("utf8");
+        assert!(text.ends_with("\"close_usd\":null}"), "{text}");
+        assert_eq!(Quote::from_json(text.as_bytes()), Ok(quote.clone()));
+        let without = text.replace(",\"close_usd\":null", "");
+        assert_eq!(Quote::from_json(without.as_bytes()), Ok(quote));
+    }
 
-        let mut row = ROW;
-        row[2] = "abc";
-        let error = Quote::from_csv_fields(&row).expect_err("bad open");
-        assert!(error.to_string().contains("Open"), "{error}");
-
-        let mut row = ROW;
-        row[1] = "2010-02-30";
-        assert!(Quote::from_csv_fields(&row).is_err());
-
-        let mut row = ROW;
-        row[5] = "-3";
-        assert!(Quote::from_csv_fields(&row).is_err());
-
-        let mut row = ROW;
-        row[7] = "12.5";
-        assert!(Quote::from_csv_fields(&row).is_err());
-
-        assert!(matches!(
-            Quote::from_csv_fields(&ROW[..8]),
-            Err(QuoteError::FieldCount { found: 8, .. })
-        ));
+    #[test]
+    fn validation_names_the_broken_rule() {
+        let check = |change: fn(&mut Quote), expected: &str| {
+            let mut quote = quote();
+            change(&mut quote);
+            let error = quote.validate().expect_err(expected);
+            assert!(error.to_string().contains(expected), "{error}");
+        };
+        check(|quote| quote.high = 1.0, "below low");
+        check(|quote| quote.close = -3.0, "close must be a positive price");
+        check(|quote| quote.close_usd = Some(f64::NAN), "close_usd");
+        check(|quote| quote.volume = -1, "volume must not be negative");
+        check(|quote| quote.symbol = "a b".into(), "symbol");
+        check(
+            |quote| quote.trade_date = NaiveDate::from_ymd_opt(1700, 1, 1).expect("date"),
+            "outside the years",
+        );
         assert!(Quote::from_json(b"{\"symbol\":\"HSI\"}").is_err());
     }
 
     #[test]
-    fn accepts_common_unambiguous_date_formats() {
+    fn wire_dates_are_iso_with_at_most_a_midnight_time() {
         let day = NaiveDate::from_ymd_opt(2010, 1, 4).expect("date");
         for text in [
             "2010-01-04",
-            "2010/01/04",
-            "2010.01.04",
-            "20100104",
-            "04.01.2010",
-            "04-Jan-2010",
-            "4 Jan 2010",
-            "Jan 4, 2010",
             "2010-01-04 00:00:00",
             "2010-01-04T00:00:00Z",
             "2010-01-04T00:00:00.000",
-            "1/4/2010",
         ] {
-            let parsed = parse_trade_date(text);
-            if text == "1/4/2010" {
-                let error = parsed.expect_err("ambiguous");
-                assert!(error.to_string().contains("unambiguous"), "{error}");
-            } else {
-                assert_eq!(parsed, Ok(day), "{text}");
-            }
+            assert_eq!(parse_wire_date(text), Ok(day), "{text}");
         }
-        let day = NaiveDate::from_ymd_opt(2010, 1, 24).expect("date");
-        assert_eq!(parse_trade_date("24/01/2010"), Ok(day));
-        assert_eq!(parse_trade_date("01/24/2010"), Ok(day));
-        assert!(parse_trade_date("2010-01-04 09:30:00").is_err());
-        assert!(parse_trade_date("10-01-04").is_err());
-        assert!(parse_trade_date("2010-13-40").is_err());
+        assert!(parse_wire_date("2010-01-04 09:30:00").is_err());
+        assert!(parse_wire_date("04.01.2010").is_err());
+        assert!(parse_wire_date("10-01-04").is_err());
     }
 
     #[test]
-    fn header_maps_columns_by_name() {
-        let layout = CsvLayout::from_header(&[
-            "\u{feff}Date",
-            "Index",
-            "extra",
-            "Open",
-            "High",
-            "Low",
-            "Close",
-            "Adj Close",
-            "Volume",
-            "CloseUSD",
-        ])
-        .expect("maps");
-        let quote = layout
-            .parse(&[
-                "2010-01-11",
-                "HSI",
-                "x",
-                "22524.17969",
-                "22671.91992",
-                "22373.96094",
-                "22411.51953",
-                "22411.51953",
-                "1744637600.0",
-                "2913.",
-            ])
-            .expect("parses");
-        assert_eq!(quote, Quote::from_csv_fields(&ROW).expect("valid"));
-        let error = CsvLayout::from_header(&["Index", "Date"]).expect_err("missing columns");
-        assert!(error.contains("Open"), "{error}");
-        assert!(matches!(
-            layout.parse(&ROW),
-            Err(QuoteError::FieldCount {
-                expected: 10,
-                found: 9
-            })
-        ));
+    fn volumes_must_be_whole() {
+        assert_eq!(whole_volume(1200.0), Some(1200));
+        assert_eq!(whole_volume(12.5), None);
+        assert_eq!(whole_volume(f64::INFINITY), None);
+        assert_eq!(whole_volume(1e17), None);
     }
 
     #[test]
     fn decodes_the_tutorial_producers_messages() {
         let payload = br#"{"Index": "HSI", "Date": "1986-12-31", "Open": 2568.300049, "High": 2568.300049, "Low": 2568.300049, "Close": 2568.300049, "Adj Close": 2568.300049, "Volume": 0.0, "CloseUSD": 333.879006}"#;
-        let (quote, format) = Quote::from_any_json(payload).expect("decodes");
+        let (decoded, format) = Quote::from_any_json(payload).expect("decodes");
         assert_eq!(format, WireFormat::Tutorial);
-        assert_eq!(quote.symbol, "HSI");
-        assert_eq!(quote.volume, 0);
-        assert_eq!(quote.close_usd, 333.879006);
-        let own = Quote::from_csv_fields(&ROW).expect("valid");
+        assert_eq!(decoded.symbol, "HSI");
+        assert_eq!(decoded.volume, 0);
+        assert_eq!(decoded.close_usd, Some(333.879006));
+        let own = quote();
         assert_eq!(
             Quote::from_any_json(&own.to_json()).expect("own format"),
             (own, WireFormat::Stockstream)
@@ -590,6 +366,9 @@ mod tests {
         let error = Quote::from_any_json(br#"{"Index": "HSI", "Date": "1986-12-31"}"#)
             .expect_err("incomplete");
         assert!(error.to_string().contains("tutorial"), "{error}");
+        let fractional =
+            String::from_utf8_lossy(payload).replace("\"Volume\": 0.0", "\"Volume\": 0.5");
+        assert!(Quote::from_any_json(fractional.as_bytes()).is_err());
         assert!(Quote::from_any_json(b"not json").is_err());
     }
 }
@@ -608,6 +387,6 @@ mod float_tests {
             "{{\"symbol\":\"HSI\",\"trade_date\":\"1987-02-23\",\"open\":1.0,\"high\":1.0,\"low\":1.0,\"close\":1.0,\"adj_close\":1.0,\"volume\":0,\"close_usd\":{text}}}"
         );
         let quote = Quote::from_json(payload.as_bytes()).expect("decodes");
-        assert_eq!(quote.close_usd.to_bits(), exact.to_bits());
+        assert_eq!(quote.close_usd.map(f64::to_bits), Some(exact.to_bits()));
     }
 }

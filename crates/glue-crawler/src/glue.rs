@@ -905,7 +905,7 @@ mod tests {
             close: 1.0,
             adj_close: 1.0,
             volume: 1,
-            close_usd: 1.0,
+            close_usd: Some(1.0),
         };
         let partition: Vec<PartitionValue> = template.partition(&quote);
         LakeCommitEvent {

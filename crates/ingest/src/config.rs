@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stockstream_common::config::{
-    HttpConfig, KafkaConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load, parse_duration,
+    AwsEndpoint, HttpConfig, KafkaConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
+    parse_duration,
 };
 use stockstream_common::{Error, Result};
 
@@ -27,8 +28,7 @@ listen = "127.0.0.1:9100"
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     kafka: KafkaConfig,
-    // Accepted so one configuration file can serve every service.
-    #[allow(dead_code)]
+    // Its S3 settings are how `s3://` sources are read.
     lake: LakeSection,
     telemetry: TelemetryConfig,
     ingest: RawIngestSection,
@@ -80,6 +80,20 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// HTTP listener of the push service (`serve`): `/v1/quotes` and the operations endpoints.
     pub http: HttpConfig,
+    /// How `s3://` sources are reached: the lake's S3 settings.
+    pub s3: S3Settings,
+}
+
+/// How `s3://bucket/key` sources are read: the `[lake]` section's S3 settings (`lake.region`,
+/// `lake.endpoint`, `lake.force_path_style`, `lake.request_timeout`), whatever `lake.backend` is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Settings {
+    /// Region and endpoint override.
+    pub aws: AwsEndpoint,
+    /// Path-style addressing (most S3-compatible stores need it).
+    pub force_path_style: bool,
+    /// How long one attempt of a request may take.
+    pub request_timeout: Duration,
 }
 
 /// Settings of ingest (section `[ingest]`).
@@ -142,6 +156,17 @@ impl Config {
                 drain_deadline: parse_duration("ingest.drain_deadline", &ingest.drain_deadline)?,
             },
             http: raw.http,
+            s3: S3Settings {
+                request_timeout: match raw.lake.request_timeout.as_deref() {
+                    Some(text) if !text.is_empty() => parse_duration("lake.request_timeout", text)?,
+                    _ => Duration::from_secs(10),
+                },
+                aws: AwsEndpoint {
+                    region: raw.lake.region,
+                    endpoint: raw.lake.endpoint,
+                },
+                force_path_style: raw.lake.force_path_style,
+            },
         })
     }
 }

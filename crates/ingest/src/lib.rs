@@ -1,31 +1,44 @@
 //! `stockstream-ingest`: gets stock market data into Kafka, without losing or repeating a row.
 //!
-//! - `replay`: an `indexProcessed.csv`-shaped file into the `quotes` topic in one of three modes
-//!   ([`Mode`]): `max` (file order, as fast as the broker takes it), `ordered` (a market replay in
-//!   trade-date order paced by trading days or rows per second), `sample` (the original tutorial:
-//!   a random row every interval). Records are JSON keyed by symbol with a schema-version header,
-//!   sent by an idempotent producer (`acks=all`). Bad rows go to `quotes.dlq` with the file, line
-//!   and reason. Progress is recorded per file content ([`offsets`]) and the tail a crashed run
-//!   left on the log is read back ([`emit::recover`]), so a restart — even after SIGKILL — sends
-//!   every row exactly once.
+//! - `replay`: quote files into the `quotes` topic in one of three modes ([`Mode`]): `max` (file
+//!   order, as fast as the broker takes it), `ordered` (a market replay in trade-date order paced
+//!   by trading days or rows per second), `sample` (the original tutorial: a random row every
+//!   interval). Sources are files, directories, globs and `s3://` objects, plain or gzip/zstd
+//!   ([`sources`]); each file's delimiter, decimal separator, date format (day/month order settled
+//!   by the whole file), symbol and US-dollar close are inferred before a row is sent ([`sniff`])
+//!   or given by flags. Records are JSON keyed by symbol with a schema-version header, sent by an
+//!   idempotent producer (`acks=all`); bad rows go to `quotes.dlq` with the file, line and
+//!   reason. Progress is recorded per file content ([`offsets`]) and the tail a crashed run left
+//!   on the log is read back ([`emit::recover`]), so a restart — even after SIGKILL — sends every
+//!   row exactly once.
 //! - `generate`: deterministic synthetic quotes (GBM prices per symbol) as a CSV or NDJSON file,
 //!   or streamed to Kafka at a rate.
 //! - `serve`: the push service, `POST /v1/quotes` with NDJSON or CSV bodies ([`serve`]).
 //! - `topics`: creates the pipeline's topics (brokers such as tansu do not auto-create them).
 //! - `count`: how many records a topic holds (used by `make run` to wait for the lake).
+//!
+//! Files: `main.rs` (command line), `config.rs`, `error.rs`, `sources/` (where bytes come
+//! from: `local.rs` files, directories and globs, `compression.rs` gzip and zstd, `s3.rs`
+//! objects), `sniff.rs` (per-file inference), `reader/` (records and fields, header columns,
+//! dates, numbers, rows as quotes), `replay/` (one file per mode — `max.rs`, `ordered.rs`,
+//! `sample.rs` — plus `checkpoint.rs` for passes and resume, `run.rs` for per-row handling and
+//! `summary.rs`), `offsets.rs` (the source-offset store), `emit.rs` (producing with origin
+//! headers, reading back a crashed run's tail, pacing), `generate.rs`, `serve.rs`.
 
 pub mod config;
 pub mod emit;
 pub mod error;
 pub mod generate;
 pub mod offsets;
+pub mod reader;
 pub mod replay;
 pub mod serve;
-pub mod source;
+pub mod sniff;
+pub mod sources;
 
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
 pub use crate::generate::{
     FileFormat, GenerateOptions, QuoteGenerator, StreamSummary, stream, write_csv, write_file,
 };
-pub use crate::replay::{Mode, ReplayOptions, ReplaySummary, replay};
+pub use crate::replay::{FileSummary, Mode, ReplayOptions, ReplaySummary, replay};

@@ -10,10 +10,8 @@ use stockstream_common::kafka::{
 };
 use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
-use stockstream_ingest::replay::require_file;
-use stockstream_ingest::{
-    Config, FileFormat, GenerateOptions, ReplayOptions, replay, stream, write_file,
-};
+use stockstream_ingest::replay::{self, prepare};
+use stockstream_ingest::{Config, FileFormat, GenerateOptions, ReplayOptions, stream, write_file};
 
 /// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes, and serves
 /// an HTTP push endpoint. Every record is acknowledged by Kafka (idempotent producer, acks=all)
@@ -30,11 +28,13 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay a CSV file (indexProcessed.csv columns, found by header name) into the quotes
-    /// topic, resuming where an earlier replay of the same content stopped.
+    /// Replay quote files (indexProcessed.csv or Yahoo Finance exports; files, directories,
+    /// globs, s3:// objects, plain or gzip/zstd) into the quotes topic, resuming each file where
+    /// an earlier replay of the same content stopped. Each file's delimiter, decimal separator,
+    /// date format, symbol and CloseUSD are inferred first (--dry-run shows them).
     #[command(
         after_help = "Exit status: 0 done, 1 records not delivered (run again to resume), \
-2 bad usage or file, 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
+2 bad usage or file (nothing sent), 3 stopped by --max-bad-rows, 130 interrupted (run again to resume)."
     )]
     Replay {
         #[command(flatten)]
@@ -138,13 +138,19 @@ fn main() -> ExitCode {
 async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Replay { options, json } => {
-            require_file(&options.file)?;
+            // Every file is read and its format told before Kafka is asked anything.
+            let (config, options, prepared) = tokio::task::spawn_blocking(move || {
+                prepare(&config, &options).map(|prepared| (config, options, prepared))
+            })
+            .await??;
             if !options.dry_run {
                 ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
             }
             let shutdown = signal_token();
-            let summary =
-                tokio::task::spawn_blocking(move || replay(&config, &options, &shutdown)).await??;
+            let summary = tokio::task::spawn_blocking(move || {
+                replay::execute(&config, &options, prepared, &shutdown)
+            })
+            .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -152,6 +158,8 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
             }
             Ok(if summary.failed > 0 {
                 ExitCode::FAILURE
+            } else if !summary.file_errors().is_empty() {
+                ExitCode::from(2)
             } else if summary.stopped.is_some() {
                 ExitCode::from(3)
             } else if summary.interrupted {

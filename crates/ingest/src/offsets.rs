@@ -1,45 +1,23 @@
 //! Source offsets: how far each input file has been replayed, like a Kafka Connect source offset.
 //!
-//! A file is identified by its content, not its name: the SHA-256 of its first 64 KiB (as
-//! Vector's checksum fingerprint does). Renaming or moving a file keeps its progress, and appending
-//! rows to a file resumes at the first new row. The store is a JSON document in `ingest.state_dir`,
-//! replaced atomically.
+//! A file is identified by its content, not its name ([`crate::sources::Source::fingerprint`]):
+//! renaming, moving, compressing or uploading a file keeps its progress, and appending rows to a
+//! file resumes at the first new row. The store is a JSON document in `ingest.state_dir`, replaced
+//! atomically.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
 /// Version of the store's format.
 const DOCUMENT_VERSION: u32 = 2;
-/// Bytes of a file that identify it.
-const FINGERPRINT_BYTES: u64 = 64 * 1024;
 
-/// Fingerprint of a file's content: hex SHA-256 of its first 64 KiB.
-pub fn fingerprint(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut head = Vec::new();
-    file.take(FINGERPRINT_BYTES)
-        .read_to_end(&mut head)
-        .map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(Sha256::digest(&head)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
-}
-
-/// Progress of one file into one topic, like a Kafka Connect source offset.
+/// Progress of one file (or, in `ordered` mode, one set of files) into one topic, like a Kafka
+/// Connect source offset.
 ///
 /// A replay goes through the file in *passes* (`--from-start` and `--loop` start a new one). Within
 /// a pass every row has a *position* in the order the mode sends rows (the file line in `max`
@@ -151,18 +129,6 @@ impl OffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprint_follows_content_not_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let a = dir.path().join("a.csv");
-        let b = dir.path().join("b.csv");
-        std::fs::write(&a, "same").expect("write");
-        std::fs::write(&b, "same").expect("write");
-        assert_eq!(fingerprint(&a).expect("a"), fingerprint(&b).expect("b"));
-        std::fs::write(&b, "other").expect("write");
-        assert_ne!(fingerprint(&a).expect("a"), fingerprint(&b).expect("b"));
-    }
 
     #[test]
     fn offsets_persist() {

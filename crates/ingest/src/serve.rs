@@ -30,13 +30,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use serde::Serialize;
 use stockstream_common::http::{Readiness, ops_router};
 use stockstream_common::kafka::{ensure_topics, headers, pipeline_topics, producer_config};
-use stockstream_common::record::{CsvLayout, Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 use stockstream_common::telemetry::metrics_handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::source::LineRecords;
+use crate::reader::{Column, Columns, DateFormat, Decimal, Form, LineRecords, RowParser};
 
 /// How often Kafka's reachability is checked for `/health/readyz`.
 const READINESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -417,25 +417,45 @@ fn parse_json(body: &[u8]) -> std::result::Result<Parsed, String> {
         .collect())
 }
 
-/// CSV with the header of `indexProcessed.csv` (columns found by name); all-empty rows ignored.
+/// CSV with the header of `indexProcessed.csv` (columns found by name; `Index` required,
+/// `CloseUSD` optional: null when absent); all-empty rows ignored. Numeric day/month dates are
+/// accepted only when unambiguous: a request is too small to settle the order.
 fn parse_csv(body: &[u8]) -> std::result::Result<Parsed, String> {
-    let mut records = LineRecords::new(body);
-    let read = |records: &mut LineRecords<&[u8]>| {
-        records
-            .next_record()
-            .map_err(|error| format!("unreadable CSV: {error}"))
+    let mut records = LineRecords::new(body, b',');
+    let header: Vec<String> = match records
+        .next_record()
+        .map_err(|error| format!("unreadable CSV: {error}"))?
+    {
+        Some(record) => record.fields().map(str::to_string).collect(),
+        None => return Ok(Vec::new()),
     };
-    let Some((_, header)) = read(&mut records)? else {
-        return Ok(Vec::new());
+    let columns = Columns::from_header(&header)?;
+    if columns.position(Column::Symbol).is_none() {
+        return Err(format!(
+            "header `{}` lacks the column Index (the symbol of each row)",
+            header.join(",")
+        ));
+    }
+    let parser = RowParser {
+        columns,
+        decimal: Decimal::Point,
+        dates: DateFormat::Inferred {
+            primary: Form::YearFirst(b'-'),
+            order: None,
+        },
+        symbol: None,
+        usd_rate: None,
     };
-    let layout = CsvLayout::from_header(&header)?;
     let mut parsed = Vec::new();
-    while let Some((line, fields)) = read(&mut records)? {
-        if fields.iter().all(|field| field.trim().is_empty()) {
+    while let Some(record) = records
+        .next_record()
+        .map_err(|error| format!("unreadable CSV: {error}"))?
+    {
+        if record.all_blank() {
             continue;
         }
-        let outcome = layout.parse(&fields).map_err(|error| error.to_string());
-        parsed.push((line, outcome, fields.join(",")));
+        let outcome = parser.parse(&record).map_err(|bad| bad.to_string());
+        parsed.push((record.line, outcome, record.text.to_string()));
     }
     Ok(parsed)
 }

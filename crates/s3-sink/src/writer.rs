@@ -162,7 +162,7 @@ mod tests {
                 close: 2.5,
                 adj_close: 2.5,
                 volume: 7,
-                close_usd: 0.3,
+                close_usd: Some(0.3),
             },
             kafka_partition: 0,
             kafka_offset: offset,
@@ -253,7 +253,7 @@ mod tests {
                     close: 150.125 + (index % 13) as f64,
                     adj_close: 150.125,
                     volume: index as i64,
-                    close_usd: 19.5,
+                    close_usd: Some(19.5),
                 }
                 .to_json()
             })

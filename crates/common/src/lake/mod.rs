@@ -1,6 +1,6 @@
 //! The lake: where quotes rest as Parquet files, and how they are laid out.
 //!
-//! Layout (the same on local disk and, later, on S3):
+//! Layout (the same on local disk and on S3):
 //!
 //! ```text
 //! quotes/symbol=HSI/year=1987/quotes+0+00000000000000000000+00000000000000000249.parquet
@@ -25,6 +25,6 @@ pub use self::layout::{
     hive_unescape, parse_partition_path, partition_path,
 };
 pub use self::parquet::{LakeRow, decode_parquet_schema, encode_quotes};
-pub use self::s3::{MULTIPART_THRESHOLD, S3Store};
+pub use self::s3::{MULTIPART_THRESHOLD, S3Store, s3_client};
 pub use self::store::{LakeStore, LocalStore, ObjectMeta, open_store};
 pub use self::template::{DEFAULT_PARTITION_TEMPLATE, PartitionTemplate};

@@ -72,7 +72,7 @@ pub fn encode_quotes<R: std::borrow::Borrow<LakeRow>>(
         close.append_value(quote.close);
         adj_close.append_value(quote.adj_close);
         volume.append_value(quote.volume);
-        close_usd.append_value(quote.close_usd);
+        close_usd.append_option(quote.close_usd);
         kafka_partition.append_value(row.kafka_partition);
         kafka_offset.append_value(row.kafka_offset);
         ingested.append_value(ingested_micros);
@@ -130,7 +130,7 @@ mod tests {
                 close: 1.75,
                 adj_close: 1.75,
                 volume: 10,
-                close_usd: 0.2,
+                close_usd: Some(0.2),
             },
             kafka_partition: 1,
             kafka_offset: offset,

@@ -21,6 +21,26 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Size of each part of a multipart upload (S3's minimum is 5 MiB).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// An S3 client with the lake's settings: region and endpoint, path-style addressing, and bounded
+/// attempts — an unreachable or stalled endpoint fails the request (and the caller backs off or
+/// reports it) instead of hanging forever. Ingest reads S3 sources with the same client.
+pub async fn s3_client(
+    aws: &AwsEndpoint,
+    force_path_style: bool,
+    request_timeout: std::time::Duration,
+) -> aws_sdk_s3::Client {
+    let sdk = aws.sdk_config().await;
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(request_timeout)
+        .build();
+    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(force_path_style)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// A lake in an S3 bucket, under an optional key prefix.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -46,19 +66,8 @@ impl S3Store {
         force_path_style: bool,
         request_timeout: std::time::Duration,
     ) -> Result<Self> {
-        let sdk = aws.sdk_config().await;
-        // Bounded attempts: an unreachable or stalled endpoint fails the request (and the sink
-        // backs off and reports not ready) instead of hanging a flush forever.
-        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(request_timeout)
-            .build();
-        let config = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(force_path_style)
-            .timeout_config(timeouts)
-            .build();
         Ok(Self {
-            client: aws_sdk_s3::Client::from_conf(config),
+            client: s3_client(aws, force_path_style, request_timeout).await,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         })

@@ -299,7 +299,8 @@ impl PartitionTemplate {
             .any(|segment| segment.name == "symbol" && segment.is_exactly(Placeholder::Symbol))
     }
 
-    /// Schema of the files: the data columns that are not in the path, then lineage.
+    /// Schema of the files: the data columns that are not in the path, then lineage. Every
+    /// column is required except `close_usd` (see [`crate::record::Quote::close_usd`]).
     pub fn file_schema(&self) -> SchemaRef {
         let mut fields = Vec::with_capacity(12);
         if self.symbol_in_files() {
@@ -313,7 +314,8 @@ impl PartitionTemplate {
             Field::new("close", DataType::Float64, false),
             Field::new("adj_close", DataType::Float64, false),
             Field::new("volume", DataType::Int64, false),
-            Field::new("close_usd", DataType::Float64, false),
+            // Null when the source had no CloseUSD column and no exchange rate was given.
+            Field::new("close_usd", DataType::Float64, true),
             Field::new("kafka_partition", DataType::Int32, false),
             Field::new("kafka_offset", DataType::Int64, false),
             Field::new(
@@ -341,7 +343,7 @@ mod tests {
             close: 1.0,
             adj_close: 1.0,
             volume: 1,
-            close_usd: 1.0,
+            close_usd: Some(1.0),
         }
     }
 
