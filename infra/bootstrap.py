@@ -176,6 +176,20 @@ def kafka(values):
     log(f"Kafka security: {protocol}")
 
 
+def probe_targets(values):
+    """The probe watches the services this host enables (SERVICES), no others."""
+    enabled = values["SERVICES"].split()
+    path = ETC / "probe.env"
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.startswith("STOCKSTREAM_PROBE_TARGETS="):
+            targets = line.split("=", 1)[1].split()
+            kept = [target for target in targets if target.split("=", 1)[0] in enabled]
+            line = "STOCKSTREAM_PROBE_TARGETS=" + " ".join(kept)
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def run(command):
     log("running " + " ".join(command))
     subprocess.run(command, check=True)
@@ -185,6 +199,7 @@ def main():
     values = settings()
     folder = release(values)
     kafka(values)
+    probe_targets(values)
     install = [str(folder / "install.sh"), "--mode", "aws", "--root", str(ROOT)]
     setup = [str(folder / "aws/setup-host.sh"), "--region", values["AWS_REGION"],
              "--log-group", values["LOG_GROUP"], "--root", str(ROOT)]
