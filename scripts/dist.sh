@@ -5,19 +5,21 @@
 #
 #   scripts/dist.sh --bin-dir target/release [--out dist] [--fast]
 #
-# `make dist` builds release binaries and calls this. --fast (tests) compresses with gzip -1,
-# for debug binaries that only have to install and answer --version. Prints the tarball's path.
+# `make dist` builds release binaries and calls this. --fast (tests) strips the binaries' debug
+# information and compresses with gzip -1: debug binaries that only have to install and answer
+# --version. Prints the tarball's path.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bin_dir=""
 out="$ROOT/dist"
 level=9
+strip_debug=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin-dir) bin_dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    --fast) level=1; shift ;;
+    --fast) level=1; strip_debug=yes; shift ;;
     *) echo "dist: unknown argument '$1' (usage: dist.sh --bin-dir DIR [--out DIR] [--fast])" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +43,9 @@ for binary in stockstream-ingest stockstream-s3-sink stockstream-glue-crawler st
   answer=$("$bin_dir/$binary" --version)
   [ "$answer" = "$binary $version" ] || { echo "dist: $binary --version says '$answer', not '$binary $version'" >&2; exit 1; }
   cp "$bin_dir/$binary" "$release/bin/"
+  if [ "$strip_debug" = yes ]; then
+    strip --strip-debug "$release/bin/$binary"
+  fi
 done
 cp "$ROOT"/deploy/stockstream-*.service "$ROOT"/deploy/stockstream-*.timer "$release/systemd/"
 cp "$ROOT/deploy/stockstream-probe" "$release/lib/"

@@ -281,6 +281,15 @@ def create_skipped(aws, resolver, skipped, physical):
         deny = policy["Statement"][0]
         expect(deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false",
                f"bucket policy {policy}: TLS only")
+        # moto enforces it: this plain-HTTP request is refused. The policy is then removed again,
+        # since everything else here talks plain HTTP to moto.
+        try:
+            aws.s3.put_object(Bucket=props["Bucket"], Key="lake/over-http", Body=b"x")
+            fail("the TLS-only bucket policy let a plain-HTTP PutObject through")
+        except aws.s3.exceptions.ClientError as error:
+            code = error.response["ResponseMetadata"]["HTTPStatusCode"]
+            expect(code == 403, f"a plain-HTTP PutObject answered {code}, not 403")
+        aws.s3.delete_bucket_policy(Bucket=props["Bucket"])
     filters = []
     for name in sorted(skipped):
         if resolver.template["Resources"][name]["Type"] == "AWS::Logs::MetricFilter":

@@ -41,6 +41,14 @@ pub fn python() -> PathBuf {
     )
 }
 
+/// checkov in its own venv (`STOCKSTREAM_CHECKOV`).
+pub fn checkov() -> PathBuf {
+    required_file(
+        "STOCKSTREAM_CHECKOV",
+        "install it with `make tools` (scripts/tools.sh checkov)",
+    )
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -478,4 +486,134 @@ pub fn stream_quotes(
             &tokio_util::sync::CancellationToken::new(),
         )
     }))
+}
+
+/// Writes a one-row quotes file laid out by `template` into `store` and returns its commit event,
+/// as the sink does.
+pub async fn commit_quotes_file(
+    store: &dyn stockstream_common::lake::LakeStore,
+    template: &stockstream_common::lake::PartitionTemplate,
+    symbol: &str,
+    date: chrono::NaiveDate,
+    offset: i64,
+) -> Result<stockstream_common::events::LakeCommitEvent> {
+    use stockstream_common::catalog::{columns_of, schema_fingerprint};
+    use stockstream_common::lake::{LakeRow, QUOTES_TABLE, encode_quotes, partition_path};
+    let quote = stockstream_common::record::Quote {
+        symbol: symbol.into(),
+        trade_date: date,
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        adj_close: 10.5,
+        volume: 100,
+        close_usd: 1.3,
+    };
+    let partition = template.partition(&quote);
+    let bytes = encode_quotes(
+        template,
+        &[LakeRow {
+            quote,
+            kafka_partition: 0,
+            kafka_offset: offset,
+        }],
+        chrono::Utc::now(),
+        1024,
+    )?;
+    let key = format!(
+        "{QUOTES_TABLE}/{}/quotes+0+{offset:020}+{offset:020}.parquet",
+        partition_path(&partition)
+    );
+    let size = bytes.len() as u64;
+    store.put(&key, bytes).await?;
+    Ok(stockstream_common::events::LakeCommitEvent {
+        version: stockstream_common::events::LAKE_COMMIT_VERSION,
+        table: QUOTES_TABLE.into(),
+        table_location: format!("{QUOTES_TABLE}/"),
+        object_key: key,
+        partition_keys: template.partition_keys(),
+        partition,
+        row_count: 1,
+        size_bytes: size,
+        min_trade_date: date,
+        max_trade_date: date,
+        schema_fingerprint: schema_fingerprint(&columns_of(&template.file_schema())?),
+        source_topic: "quotes".into(),
+        source_partition: 0,
+        first_offset: offset,
+        last_offset: offset,
+        committed_at: chrono::Utc::now(),
+    })
+}
+
+/// The checkout this test binary was built from.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Runs `program` with `args`; fails with its output unless it exits 0. Returns stdout.
+pub fn run_checked(program: &Path, args: &[&str], hint: &str) -> Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} ({hint})", program.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "{} {} failed ({}):\n{stdout}{}",
+            program.display(),
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// The release tarball `scripts/dist.sh` packs from the binaries under test
+/// (`STOCKSTREAM_BIN`, the debug build `make test` just made; `--fast`: stripped, light
+/// compression), built once per test process next to the test binary (`target/debug/`).
+pub fn release_tarball() -> Result<PathBuf> {
+    static TARBALL: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    TARBALL
+        .get_or_init(|| {
+            let bin = std::env::var("STOCKSTREAM_BIN").map_err(|_| {
+                "STOCKSTREAM_BIN is not set: run the tests with `make test` (it points it at the built binaries)".to_string()
+            })?;
+            let exe = std::env::current_exe().map_err(|error| error.to_string())?;
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .ok_or("the test binary has no profile directory")?;
+            let out = profile.join(format!("stockstream-test-dist-{}", std::process::id()));
+            // Earlier runs' tarballs: only this process packs one at a time.
+            if let Ok(entries) = std::fs::read_dir(profile) {
+                for entry in entries.flatten() {
+                    let earlier = entry.file_name().to_string_lossy().starts_with("stockstream-test-dist-");
+                    if earlier && entry.path() != out {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let script = repo_root().join("scripts/dist.sh");
+            let printed = run_checked(
+                &script,
+                &["--bin-dir", &bin, "--out", &out.to_string_lossy(), "--fast"],
+                "scripts/dist.sh packs the release",
+            )
+            .map_err(|error| error.to_string())?;
+            let tarball = PathBuf::from(printed.trim());
+            if tarball.is_file() {
+                Ok(tarball)
+            } else {
+                Err(format!("scripts/dist.sh printed {printed:?}, not a tarball"))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
