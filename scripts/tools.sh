@@ -51,15 +51,16 @@ install_checkov() {
   touch "$stamp"
 }
 
-# Debian's cloud-init (22.4 on bookworm, the release's target system) for `cloud-init schema`.
+# Debian's cloud-init (22.4 on bookworm, the release's target system) for `cloud-init schema`,
+# and rsyslog to validate the host's log forwarding (`rsyslogd -N1`).
 install_cloud_init() {
-  if command -v cloud-init >/dev/null 2>&1; then
-    echo "tools: cloud-init present ($(cloud-init --version 2>&1))"
+  if command -v cloud-init >/dev/null 2>&1 && command -v rsyslogd >/dev/null 2>&1; then
+    echo "tools: cloud-init and rsyslog present ($(cloud-init --version 2>&1))"
     return
   fi
-  echo "tools: installing Debian's cloud-init (for cloud-init schema)"
+  echo "tools: installing Debian's cloud-init and rsyslog (to validate the host's configuration)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init rsyslog >/dev/null
 }
 
 what=("$@")

@@ -181,6 +181,29 @@ fn the_template_passes_cfn_lint_checkov_and_cloud_init() -> Result<()> {
         schema.contains("Valid cloud-config"),
         "cloud-init says {schema}"
     );
+    // The host's log forwarding (deploy/aws/), by Debian's rsyslog as on the host.
+    let rsyslog_conf = scratch.path().join("rsyslog.conf");
+    std::fs::write(
+        &rsyslog_conf,
+        format!(
+            "$IncludeConfig {}\n",
+            root.join("deploy/aws/rsyslog-stockstream.conf").display()
+        ),
+    )?;
+    let rsyslogd = Path::new("/usr/sbin/rsyslogd");
+    ensure!(
+        rsyslogd.is_file(),
+        "rsyslog is missing: install it with `make tools` (scripts/tools.sh cloud-init)"
+    );
+    let checked = Command::new(rsyslogd)
+        .args(["-N1", "-f"])
+        .arg(&rsyslog_conf)
+        .output()?;
+    ensure!(
+        checked.status.success(),
+        "rsyslogd -N1 rejects deploy/aws/rsyslog-stockstream.conf:\n{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     ensure!(
         user_data.len() < 16_384 - 2_048,
         "the user data ({} bytes) leaves less than 2 KiB for the stack's values under EC2's 16 KiB",
