@@ -1,5 +1,6 @@
 //! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
-//! the Python interpreter with the independent clients, and small helpers.
+//! the Python interpreter with the independent clients, moto, the release tarball under test
+//! (`release.rs`), and small helpers.
 //!
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use stockstream_common::config::{KafkaConfig, TopicsConfig};
+
+mod release;
+pub use release::{release_tarball, repo_root, run_checked};
 
 /// Path given by `variable`, which must name an existing file.
 fn required_file(variable: &str, hint: &str) -> PathBuf {
@@ -545,75 +549,4 @@ pub async fn commit_quotes_file(
         last_offset: offset,
         committed_at: chrono::Utc::now(),
     })
-}
-
-/// The checkout this test binary was built from.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-/// Runs `program` with `args`; fails with its output unless it exits 0. Returns stdout.
-pub fn run_checked(program: &Path, args: &[&str], hint: &str) -> Result<String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {} ({hint})", program.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!(
-            "{} {} failed ({}):\n{stdout}{}",
-            program.display(),
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(stdout)
-}
-
-/// The release tarball `scripts/dist.sh` packs from the binaries under test
-/// (`STOCKSTREAM_BIN`, the debug build `make test` just made; `--fast`: stripped, light
-/// compression), built once per test process next to the test binary (`target/debug/`).
-pub fn release_tarball() -> Result<PathBuf> {
-    static TARBALL: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
-        std::sync::OnceLock::new();
-    TARBALL
-        .get_or_init(|| {
-            let bin = std::env::var("STOCKSTREAM_BIN").map_err(|_| {
-                "STOCKSTREAM_BIN is not set: run the tests with `make test` (it points it at the built binaries)".to_string()
-            })?;
-            let exe = std::env::current_exe().map_err(|error| error.to_string())?;
-            let profile = exe
-                .parent()
-                .and_then(Path::parent)
-                .ok_or("the test binary has no profile directory")?;
-            let out = profile.join(format!("stockstream-test-dist-{}", std::process::id()));
-            // Earlier runs' tarballs: only this process packs one at a time.
-            if let Ok(entries) = std::fs::read_dir(profile) {
-                for entry in entries.flatten() {
-                    let earlier = entry.file_name().to_string_lossy().starts_with("stockstream-test-dist-");
-                    if earlier && entry.path() != out {
-                        let _ = std::fs::remove_dir_all(entry.path());
-                    }
-                }
-            }
-            let script = repo_root().join("scripts/dist.sh");
-            let printed = run_checked(
-                &script,
-                &["--bin-dir", &bin, "--out", &out.to_string_lossy(), "--fast"],
-                "scripts/dist.sh packs the release",
-            )
-            .map_err(|error| error.to_string())?;
-            let tarball = PathBuf::from(printed.trim());
-            if tarball.is_file() {
-                Ok(tarball)
-            } else {
-                Err(format!("scripts/dist.sh printed {printed:?}, not a tarball"))
-            }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
 }
