@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the host's #cloud-config from infra/stockstream.yaml with example values in place of
 the stack's (`${LakeBucket}` becomes `example-lakebucket`), for `cloud-init schema` offline.
-The moto test (tests/tests/infra.rs) checks the user data CloudFormation itself rendered.
+The moto test (tests/tests/infra_stack.rs) checks the user data CloudFormation itself rendered.
 
     scripts/infra-user-data.py [infra/stockstream.yaml] > user-data.yaml
 """

@@ -1,5 +1,5 @@
 """Deploys infra/stockstream.yaml to moto's CloudFormation and reads the stack back through each
-service's own API (called by tests/tests/infra.rs, which compares the Glue side with the real
+service's own API (called by tests/tests/infra_stack.rs, which compares the Glue side with the real
 catalog service).
 
     check_stack.py ENDPOINT TEMPLATE STRATEGY RELEASE_TARBALL SCRATCH_DIR
