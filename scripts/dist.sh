@@ -5,21 +5,21 @@
 #
 #   scripts/dist.sh --bin-dir target/release [--out dist] [--fast]
 #
-# `make dist` builds release binaries and calls this. --fast (tests) strips the binaries' debug
-# information and compresses with gzip -1: debug binaries that only have to install and answer
-# --version. Prints the tarball's path.
+# `make dist` builds release binaries and calls this. --fast (tests) strips the binaries' symbols
+# and debug information and compresses with gzip -1: debug binaries that only have to install and
+# answer --version. Prints the tarball's path.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bin_dir=""
 out="$ROOT/dist"
 level=9
-strip_debug=no
+strip_binaries=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin-dir) bin_dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    --fast) level=1; strip_debug=yes; shift ;;
+    --fast) level=1; strip_binaries=yes; shift ;;
     *) echo "dist: unknown argument '$1' (usage: dist.sh --bin-dir DIR [--out DIR] [--fast])" >&2; exit 2 ;;
   esac
 done
@@ -43,8 +43,8 @@ for binary in stockstream-ingest stockstream-s3-sink stockstream-glue-crawler st
   answer=$("$bin_dir/$binary" --version)
   [ "$answer" = "$binary $version" ] || { echo "dist: $binary --version says '$answer', not '$binary $version'" >&2; exit 1; }
   cp "$bin_dir/$binary" "$release/bin/"
-  if [ "$strip_debug" = yes ]; then
-    strip --strip-debug "$release/bin/$binary"
+  if [ "$strip_binaries" = yes ]; then
+    strip --strip-all "$release/bin/$binary"
   fi
 done
 cp "$ROOT"/deploy/stockstream-*.service "$ROOT"/deploy/stockstream-*.timer "$release/systemd/"

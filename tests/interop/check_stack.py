@@ -12,8 +12,9 @@ catalog service).
    metric filters, alarms) from the template's own resolved properties, through their APIs;
 4. checks the rendered user data: `cloud-init schema`, the env files against deploy/env/aws/,
    the values against the stack, the instance role against what the services call;
-5. runs the user data's bootstrap against moto into SCRATCH_DIR (release from S3, SCRAM secret
-   from Secrets Manager) and compares its SigV4 signatures with botocore's (moto checks none);
+5. with the partitions strategy (the bootstrap is the same in every strategy), runs the user
+   data's bootstrap against moto into SCRATCH_DIR (release from S3, SCRAM secret from Secrets
+   Manager) and compares its SigV4 signatures with botocore's (moto checks none);
    runs the probe's JSON lines through the template's metric filters.
 
 Prints one JSON line with what the Rust side needs (bucket, prefix, database, crawler, ...).
@@ -83,8 +84,9 @@ def fill_skipped(node, resolver, skipped):
     return node
 
 
-def prepare_account(aws, tarball):
-    """The VPC, subnet, SCRAM secret and uploaded release the stack's parameters name."""
+def prepare_account(aws, tarball, upload):
+    """The VPC, subnet, SCRAM secret and (when `upload`, for the bootstrap) the release in S3
+    that the stack's parameters name."""
     vpc = aws.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
     secret = aws.secretsmanager.create_secret(
@@ -92,7 +94,8 @@ def prepare_account(aws, tarball):
         SecretString=json.dumps({"username": "stockstream", "password": "scram-secret-9"}))["ARN"]
     aws.s3.create_bucket(Bucket="stockstream-releases")
     data = pathlib.Path(tarball).read_bytes()
-    aws.s3.put_object(Bucket="stockstream-releases", Key=f"v/{pathlib.Path(tarball).name}", Body=data)
+    if upload:
+        aws.s3.put_object(Bucket="stockstream-releases", Key=f"v/{pathlib.Path(tarball).name}", Body=data)
     release_url = f"s3://stockstream-releases/v/{pathlib.Path(tarball).name}"
     return {
         "VpcId": vpc, "SubnetId": subnet, "ApiCidr": "203.0.113.0/24",
@@ -377,7 +380,7 @@ def main():
     endpoint, template_path, strategy, tarball, scratch = sys.argv[1:6]
     aws = Aws(endpoint)
     template = load_template(template_path)
-    parameters = prepare_account(aws, tarball)
+    parameters = prepare_account(aws, tarball, upload=strategy == "partitions")
     parameters["CatalogStrategy"] = strategy
     stack = f"stockstream-{strategy}"
     physical, outputs = deploy(aws, template_path, stack, parameters)
@@ -423,15 +426,18 @@ def main():
         "region": REGION, "account": ACCOUNT,
     })
     check_probe_filters(created["filters"], pathlib.Path(template_path).resolve().parent.parent / "deploy/stockstream-probe")
-    root, bootstrap_log = run_bootstrap(endpoint, files, scratch)
-    check_signer(root / "usr/local/sbin/stockstream-bootstrap")
+    root, bootstrap_log = None, ""
+    if strategy == "partitions":
+        # The bootstrap is the same for every strategy (only the env files differ): run once.
+        root, bootstrap_log = run_bootstrap(endpoint, files, scratch)
+        check_signer(root / "usr/local/sbin/stockstream-bootstrap")
 
     print(json.dumps({
         "stack": stack, "bucket": bucket, "prefix": "lake", "database": database,
         "workgroup": created["workgroup"]["Name"], "output_location": output,
         "crawler": created.get("crawler", {}).get("Name"), "crawler_role": crawler_role,
         "skipped": sorted(template["Resources"][name]["Type"] for name in skipped),
-        "outputs": outputs, "host_root": str(root), "env": env,
+        "outputs": outputs, "host_root": str(root) if root else None, "env": env,
         "user_data_bytes": len(user_data.encode()), "bootstrap": bootstrap_log.strip().splitlines(),
     }))
 
