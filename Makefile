@@ -11,14 +11,15 @@ export STOCKSTREAM_SHARED_DATA ?= $(STOCKSTREAM_TEST_DATA)
 export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-0.6.0/bin/tansu
 export STOCKSTREAM_PYTHON ?= $(STOCKSTREAM_CACHE)/venv/bin/python
 export STOCKSTREAM_SCHEMATHESIS ?= $(STOCKSTREAM_CACHE)/venv-schemathesis/bin/schemathesis
+export STOCKSTREAM_CHECKOV ?= $(STOCKSTREAM_CACHE)/venv-checkov/bin/checkov
 
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install tansu, the Python test clients and schemathesis once per machine (into ~/.cache/stockstream)
-	@scripts/tools.sh tansu python schemathesis
+tools: ## Install tansu, the Python test clients, schemathesis, checkov and cloud-init once per machine (into ~/.cache/stockstream)
+	@scripts/tools.sh tansu python schemathesis checkov cloud-init
 
 .PHONY: build
 build: ## Build every service (debug)
@@ -69,6 +70,11 @@ bench-catalog: export AWS_REGION = us-east-1
 bench-catalog: export AWS_EC2_METADATA_DISABLED = true
 bench-catalog: tools ## Benchmark: time from a new partition's first record to its catalog entry (local and Glue on moto)
 	cargo test -p stockstream-e2e --test bench_catalog -- --ignored --nocapture
+
+.PHONY: dist
+dist: ## Build release binaries and pack them with units, env files, docs and install.sh into dist/*.tar.gz
+	cargo build --release --workspace --bins
+	@scripts/dist.sh --bin-dir $(TARGET_DIR)/release --out $(CURDIR)/dist
 
 .PHONY: fmt
 fmt: ## Format the code

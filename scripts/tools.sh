@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Installs the external tools stockstream's local stack and tests need, once per machine,
 # into a cache outside the checkout (default ~/.cache/stockstream). Idempotent: a second run
-# only checks what is there. Usage: scripts/tools.sh [tansu] [python] [schemathesis]
+# only checks what is there. Usage: scripts/tools.sh [tansu] [python] [schemathesis] [checkov] [cloud-init]
 set -euo pipefail
 
 CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="$CACHE/tansu-$TANSU_VERSION"
 VENV="$CACHE/venv"
-PY_PACKAGES=(duckdb==1.4.1 confluent-kafka==2.12.0 "moto[server,s3,glue]==5.2.5")
+# moto's server extra brings boto3, PyYAML and cfn-lint (pinned here: the infra tests lint with it).
+PY_PACKAGES=(duckdb==1.4.1 confluent-kafka==2.12.0 "moto[server,s3,glue,cloudformation,ec2,iam,logs]==5.2.5" cfn-lint==1.58.0)
 # schemathesis (API fuzzing from /openapi.json) brings its own pins: a venv of its own.
 SCHEMATHESIS_VENV="$CACHE/venv-schemathesis"
 SCHEMATHESIS_VERSION="4.32.5"
+# checkov pins its own boto3 and friends: a venv of its own.
+CHECKOV_VENV="$CACHE/venv-checkov"
+CHECKOV_VERSION="3.3.30"
 
 mkdir -p "$CACHE"
 
@@ -50,13 +54,39 @@ install_schemathesis() {
   touch "$stamp"
 }
 
+install_checkov() {
+  local stamp="$CHECKOV_VENV/.stockstream-checkov-$CHECKOV_VERSION"
+  if [ -f "$stamp" ]; then
+    echo "tools: checkov $CHECKOV_VERSION present at $CHECKOV_VENV"
+    return
+  fi
+  echo "tools: creating a venv for checkov $CHECKOV_VERSION at $CHECKOV_VENV"
+  python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  touch "$stamp"
+}
+
+# Debian's cloud-init (22.4 on bookworm, the release's target system) for `cloud-init schema`,
+# and rsyslog to validate the host's log forwarding (`rsyslogd -N1`).
+install_cloud_init() {
+  if command -v cloud-init >/dev/null 2>&1 && command -v rsyslogd >/dev/null 2>&1; then
+    echo "tools: cloud-init and rsyslog present ($(cloud-init --version 2>&1))"
+    return
+  fi
+  echo "tools: installing Debian's cloud-init and rsyslog (to validate the host's configuration)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init rsyslog >/dev/null
+}
+
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(tansu python schemathesis)
+[ ${#what[@]} -eq 0 ] && what=(tansu python schemathesis checkov cloud-init)
 for tool in "${what[@]}"; do
   case "$tool" in
     tansu) install_tansu ;;
     python) install_python ;;
     schemathesis) install_schemathesis ;;
-    *) echo "tools: unknown tool '$tool' (known: tansu python schemathesis)" >&2; exit 2 ;;
+    checkov) install_checkov ;;
+    cloud-init) install_cloud_init ;;
+    *) echo "tools: unknown tool '$tool' (known: tansu python schemathesis checkov cloud-init)" >&2; exit 2 ;;
   esac
 done

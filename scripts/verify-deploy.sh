@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Checks the systemd units in deploy/ with `systemd-analyze verify`, against the binaries just
-# built (ExecStart is pointed at $STOCKSTREAM_BIN in a temporary copy). Installs systemd's tools
-# from Debian if they are missing.
+# Checks the deploy/ files: every systemd unit (the four services, the probe and its timer) with
+# `systemd-analyze verify`, where any output at all is a failure (unknown keys are only warnings
+# with exit 0), against the binaries just built (ExecStart is pointed at $STOCKSTREAM_BIN and the
+# probe at deploy/ in a temporary copy); the services' hardening; and the shell scripts with
+# `sh -n`. Installs systemd's tools from Debian if they are missing. The installed tree is checked
+# again from the release tarball by tests/tests/infra.rs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,22 +16,44 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
-for unit in "$ROOT"/deploy/*.service; do
+fail() {
+  echo "verify-deploy: $*"
+  failures=$((failures + 1))
+}
+
+for unit in "$ROOT"/deploy/*.service "$ROOT"/deploy/*.timer; do
+  sed -e "s#/usr/local/bin/#$BIN/#" -e "s#/usr/local/lib/stockstream/#$ROOT/deploy/#" "$unit" >"$tmp/$(basename "$unit")"
+done
+for unit in "$ROOT"/deploy/*.service "$ROOT"/deploy/*.timer; do
   name=$(basename "$unit")
-  sed "s#/usr/local/bin/#$BIN/#" "$unit" >"$tmp/$name"
   binary=$(sed -n 's#^ExecStart=\([^ ]*\).*#\1#p' "$tmp/$name")
-  [ -x "$binary" ] || { echo "verify-deploy: $name runs $binary, which is not built"; failures=$((failures + 1)); continue; }
-  grep -q '^Restart=on-failure' "$unit" || { echo "verify-deploy: $name lacks Restart=on-failure"; failures=$((failures + 1)); }
-  grep -q '^DynamicUser=yes' "$unit" || { echo "verify-deploy: $name lacks DynamicUser=yes"; failures=$((failures + 1)); }
-  grep -q '^ProtectSystem=strict' "$unit" || { echo "verify-deploy: $name lacks ProtectSystem=strict"; failures=$((failures + 1)); }
-  if output=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$tmp/$name" 2>&1) && [ -z "$output" ]; then
+  if [ -n "$binary" ] && [ ! -x "$binary" ]; then
+    fail "$name runs $binary, which is not built"
+    continue
+  fi
+  # Long-running services restart and run as the shared dynamic user in a read-only system.
+  if grep -q '^ExecStart=/usr/local/bin/' "$unit"; then
+    for required in '^Restart=on-failure' '^DynamicUser=yes' '^ProtectSystem=strict' \
+      '^EnvironmentFile=-/etc/stockstream/stockstream.env' '^LoadCredential=stockstream.toml:'; do
+      grep -q "$required" "$unit" || fail "$name lacks ${required#^}"
+    done
+  fi
+  if output=$(cd "$tmp" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$tmp/$name" 2>&1) && [ -z "$output" ]; then
     echo "verify-deploy: $name ok"
   else
-    echo "verify-deploy: $name has problems:"
+    fail "$name has problems:"
     echo "$output"
-    failures=$((failures + 1))
   fi
 done
+
+for script in "$ROOT/deploy/stockstream-probe" "$ROOT/deploy/install.sh" "$ROOT/deploy/aws/setup-host.sh"; do
+  if sh -n "$script"; then
+    echo "verify-deploy: $(basename "$script") parses"
+  else
+    fail "$script does not parse"
+  fi
+done
+
 if [ "$failures" != 0 ]; then
   echo "verify-deploy: $failures problem(s)"
   exit 1

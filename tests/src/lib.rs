@@ -1,5 +1,6 @@
 //! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
-//! the Python interpreter with the independent clients, and small helpers.
+//! the Python interpreter with the independent clients, moto, the release tarball under test
+//! (`release.rs`), and small helpers.
 //!
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
@@ -18,6 +19,9 @@ use anyhow::{Context, Result, bail};
 pub mod files;
 pub mod ingest;
 use stockstream_common::config::{KafkaConfig, TopicsConfig};
+
+mod release;
+pub use release::{release_tarball, repo_root, run_checked};
 
 /// Path given by `variable`, which must name an existing file.
 fn required_file(variable: &str, hint: &str) -> PathBuf {
@@ -45,6 +49,14 @@ pub fn python() -> PathBuf {
     required_file(
         "STOCKSTREAM_PYTHON",
         "install it with `make tools` (scripts/tools.sh python)",
+    )
+}
+
+/// checkov in its own venv (`STOCKSTREAM_CHECKOV`).
+pub fn checkov() -> PathBuf {
+    required_file(
+        "STOCKSTREAM_CHECKOV",
+        "install it with `make tools` (scripts/tools.sh checkov)",
     )
 }
 
@@ -485,4 +497,63 @@ pub fn stream_quotes(
             &tokio_util::sync::CancellationToken::new(),
         )
     }))
+}
+
+/// Writes a one-row quotes file laid out by `template` into `store` and returns its commit event,
+/// as the sink does.
+pub async fn commit_quotes_file(
+    store: &dyn stockstream_common::lake::LakeStore,
+    template: &stockstream_common::lake::PartitionTemplate,
+    symbol: &str,
+    date: chrono::NaiveDate,
+    offset: i64,
+) -> Result<stockstream_common::events::LakeCommitEvent> {
+    use stockstream_common::catalog::{columns_of, schema_fingerprint};
+    use stockstream_common::lake::{LakeRow, QUOTES_TABLE, encode_quotes, partition_path};
+    let quote = stockstream_common::record::Quote {
+        symbol: symbol.into(),
+        trade_date: date,
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        adj_close: 10.5,
+        volume: 100,
+        close_usd: Some(1.3),
+    };
+    let partition = template.partition(&quote);
+    let bytes = encode_quotes(
+        template,
+        &[LakeRow {
+            quote,
+            kafka_partition: 0,
+            kafka_offset: offset,
+        }],
+        chrono::Utc::now(),
+        1024,
+    )?;
+    let key = format!(
+        "{QUOTES_TABLE}/{}/quotes+0+{offset:020}+{offset:020}.parquet",
+        partition_path(&partition)
+    );
+    let size = bytes.len() as u64;
+    store.put(&key, bytes).await?;
+    Ok(stockstream_common::events::LakeCommitEvent {
+        version: stockstream_common::events::LAKE_COMMIT_VERSION,
+        table: QUOTES_TABLE.into(),
+        table_location: format!("{QUOTES_TABLE}/"),
+        object_key: key,
+        partition_keys: template.partition_keys(),
+        partition,
+        row_count: 1,
+        size_bytes: size,
+        min_trade_date: date,
+        max_trade_date: date,
+        schema_fingerprint: schema_fingerprint(&columns_of(&template.file_schema())?),
+        source_topic: "quotes".into(),
+        source_partition: 0,
+        first_offset: offset,
+        last_offset: offset,
+        committed_at: chrono::Utc::now(),
+    })
 }

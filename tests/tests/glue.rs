@@ -15,10 +15,9 @@ use stockstream_common::catalog::{columns_of, schema_fingerprint};
 use stockstream_common::config::LakeConfig;
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
-    LakeRow, LakeStore, PartitionTemplate, PartitionValue, QUOTES_TABLE, encode_quotes, open_store,
+    LakeStore, PartitionTemplate, PartitionValue, QUOTES_TABLE, open_store,
 };
-use stockstream_common::record::Quote;
-use stockstream_e2e::{Moto, Tansu, http_post, kafka_config, test_data};
+use stockstream_e2e::{Moto, Tansu, commit_quotes_file, http_post, kafka_config, test_data};
 use stockstream_glue_crawler::{GlueCatalog, GlueSettings, Strategy};
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +54,7 @@ async fn quotes_file(
     offset: i64,
 ) -> Result<LakeCommitEvent> {
     let day = NaiveDate::from_ymd_opt(year, 3, 2).context("date")?;
-    template_file(store, &PartitionTemplate::default(), symbol, day, offset).await
+    commit_quotes_file(store, &PartitionTemplate::default(), symbol, day, offset).await
 }
 
 async fn event_for(
@@ -558,62 +557,6 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
     Ok(())
 }
 
-/// Writes a one-row file laid out by `template` and returns its commit event, as the sink does.
-async fn template_file(
-    store: &dyn LakeStore,
-    template: &PartitionTemplate,
-    symbol: &str,
-    date: NaiveDate,
-    offset: i64,
-) -> Result<LakeCommitEvent> {
-    let quote = Quote {
-        symbol: symbol.into(),
-        trade_date: date,
-        open: 10.0,
-        high: 11.0,
-        low: 9.0,
-        close: 10.5,
-        adj_close: 10.5,
-        volume: 100,
-        close_usd: Some(1.3),
-    };
-    let partition = template.partition(&quote);
-    let bytes = encode_quotes(
-        template,
-        &[LakeRow {
-            quote,
-            kafka_partition: 0,
-            kafka_offset: offset,
-        }],
-        Utc::now(),
-        1024,
-    )?;
-    let key = format!(
-        "{QUOTES_TABLE}/{}/quotes+0+{offset:020}+{offset:020}.parquet",
-        stockstream_common::lake::partition_path(&partition)
-    );
-    let size = bytes.len() as u64;
-    store.put(&key, bytes).await?;
-    Ok(LakeCommitEvent {
-        version: LAKE_COMMIT_VERSION,
-        table: QUOTES_TABLE.into(),
-        table_location: format!("{QUOTES_TABLE}/"),
-        object_key: key,
-        partition_keys: template.partition_keys(),
-        partition,
-        row_count: 1,
-        size_bytes: size,
-        min_trade_date: date,
-        max_trade_date: date,
-        schema_fingerprint: schema_fingerprint(&columns_of(&template.file_schema())?),
-        source_topic: "quotes".into(),
-        source_partition: 0,
-        first_offset: offset,
-        last_offset: offset,
-        committed_at: Utc::now(),
-    })
-}
-
 /// `sink.partition_template = "date={yyyy-mm-dd}"` reaches Glue with its own key and types: the
 /// `date` partition key, `symbol` as a data column, day partitions, and a date projection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,9 +575,9 @@ async fn a_daily_layout_reaches_glue_with_its_own_keys() -> Result<()> {
     )
     .await?;
     let events = [
-        template_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
-        template_file(store.as_ref(), &daily, "N225", day(2)?, 1).await?,
-        template_file(store.as_ref(), &daily, "HSI", day(3)?, 2).await?,
+        commit_quotes_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
+        commit_quotes_file(store.as_ref(), &daily, "N225", day(2)?, 1).await?,
+        commit_quotes_file(store.as_ref(), &daily, "HSI", day(3)?, 2).await?,
     ];
     let outcome = catalog.apply(&events).await?;
     assert_eq!(outcome.partitions_registered, 2, "{outcome:?}");
@@ -675,11 +618,11 @@ async fn a_daily_layout_reaches_glue_with_its_own_keys() -> Result<()> {
     .await?;
     catalog
         .apply(&[
-            template_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
-            template_file(store.as_ref(), &daily, "HSI", day(3)?, 1).await?,
+            commit_quotes_file(store.as_ref(), &daily, "HSI", day(2)?, 0).await?,
+            commit_quotes_file(store.as_ref(), &daily, "HSI", day(3)?, 1).await?,
         ])
         .await?;
-    let later = template_file(store.as_ref(), &daily, "HSI", day(20)?, 2).await?;
+    let later = commit_quotes_file(store.as_ref(), &daily, "HSI", day(20)?, 2).await?;
     let widened = catalog.apply(std::slice::from_ref(&later)).await?;
     assert_eq!(widened.tables_updated, 1, "{widened:?}");
     let parameters = table_parameters(&glue).await?;

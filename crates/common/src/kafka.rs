@@ -393,3 +393,34 @@ pub fn headers(pairs: &[(&str, &str)]) -> rdkafka::message::OwnedHeaders {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Amazon MSK needs TLS (port 9094) and SASL/SCRAM over TLS (port 9096): the linked
+    /// librdkafka must be built with them, or `kafka.options` naming them fail at start.
+    #[test]
+    fn librdkafka_supports_what_msk_needs() {
+        let native = ClientConfig::new()
+            .create_native_config()
+            .expect("a native configuration");
+        let features = native.get("builtin.features").expect("builtin.features");
+        let features: Vec<&str> = features.split(',').collect();
+        for needed in ["ssl", "sasl_scram", "sasl_oauthbearer", "zstd", "lz4"] {
+            assert!(
+                features.contains(&needed),
+                "librdkafka lacks {needed}: {features:?}"
+            );
+        }
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", "stockstream")
+            .set("sasl.password", "secret");
+        let consumer: std::result::Result<BaseConsumer, _> = config.create();
+        assert!(consumer.is_ok(), "SASL_SSL with SCRAM-SHA-512 is accepted");
+    }
+}
