@@ -140,7 +140,12 @@ impl Run<'_> {
         if complete {
             self.summary.passes_completed += 1;
         }
-        Ok(complete && !self.shutdown.is_cancelled())
+        if self.shutdown.is_cancelled() {
+            // A signal that lands between passes (or files) still stops the run as interrupted.
+            self.summary.interrupted = true;
+            return Ok(false);
+        }
+        Ok(complete)
     }
 
     /// Counts a completed pass that is not replayed again.
