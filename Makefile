@@ -10,14 +10,15 @@ export STOCKSTREAM_TEST_DATA ?= $(abspath $(CURDIR)/../shared/data/indexProcesse
 export STOCKSTREAM_SHARED_DATA ?= $(STOCKSTREAM_TEST_DATA)
 export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-0.6.0/bin/tansu
 export STOCKSTREAM_PYTHON ?= $(STOCKSTREAM_CACHE)/venv/bin/python
+export STOCKSTREAM_BROWSER_PYTHON ?= $(STOCKSTREAM_CACHE)/venv-browser/bin/python
 
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install tansu and the Python test clients once per machine (into ~/.cache/stockstream)
-	@scripts/tools.sh tansu python
+tools: ## Install tansu, the Python test clients and the browser test (Chromium, selenium) once per machine
+	@scripts/tools.sh tansu python browser
 
 .PHONY: build
 build: ## Build every service (debug)
