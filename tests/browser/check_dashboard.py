@@ -85,6 +85,16 @@ const styled = !style || (style.outlineStyle !== 'none' && style.outlineWidth !=
 return {matches, styled, html: e ? e.outerHTML.slice(0, 120) : ''};
 """
 
+# The text of every cell of the SQL result table, row by row.
+TABLE_CELLS = "return [...document.querySelectorAll('#sql-table tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))"
+# Up to five elements reaching past the viewport's right edge, outside the scrolling tables and the chart.
+TOO_WIDE = """
+return [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll, .chart'))
+  .slice(0, 5)
+  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))
+"""
+
 
 class CheckFailed(Exception):
     """A check saw something other than what the API says should be there."""
@@ -166,6 +176,14 @@ class Run:
                 raise CheckFailed(f"waited {timeout or self.args.timeout} s for {description}; last saw {value!r}")
             time.sleep(poll)
 
+    def wait_for_stream(self) -> None:
+        """Waits for the page's quote stream to deliver its snapshot."""
+        try:
+            self.wait("the quote stream's snapshot", "return document.querySelector('#ticker').dataset.stream === 'live'")
+        except CheckFailed as error:
+            ticker = self.data("#ticker")
+            raise CheckFailed(f"{error} (the stream is {ticker.get('stream')}: {self.text('#ticker-note')})") from None
+
     def text(self, selector: str) -> str:
         return self.js("const n = document.querySelector(arguments[0]); return n ? n.textContent : ''", selector)
 
@@ -182,10 +200,7 @@ class Run:
             if not self.js("return typeof window.LightweightCharts === 'object'"):
                 raise CheckFailed("the charting library (window.LightweightCharts) did not load")
             self.wait("the markets board", "return document.querySelector('#board').dataset.state === 'ready'")
-            self.wait("the quote stream to go live (its snapshot)", "return document.querySelector('#ticker').dataset.stream === 'live' || document.querySelector('#ticker').dataset.stream")
-            stream = self.data("#ticker").get("stream")
-            if stream != "live":
-                self.wait(f"the quote stream to go live (it is {stream})", "return document.querySelector('#ticker').dataset.stream === 'live'")
+            self.wait_for_stream()
             self.wait("the status panel", "return document.querySelector('#status').dataset.state === 'ready'")
             self.wait("the first chart", "return ['ready', 'empty'].includes(document.querySelector('#chart').dataset.state)")
             record["load_seconds"] = round(time.monotonic() - started, 3)
@@ -271,12 +286,15 @@ class Run:
             headers = self.js("return [...document.querySelectorAll('#sql-table thead th')].map(th => th.dataset.column)")
             if headers != names:
                 raise CheckFailed(f"the result table's columns are {headers}, the API's {names}")
-            cells = self.js("return [...document.querySelectorAll('#sql-table tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))")
-            record.update(api_rows=len(expected["rows"]), table_rows=len(cells), stats=self.text("#sql-stats"))
-            if len(cells) != len(expected["rows"]) or int(shown.get("rows", -1)) != len(expected["rows"]):
-                raise CheckFailed(f"the table shows {len(cells)} rows (data-rows {shown.get('rows')}), the API answers {len(expected['rows'])}")
-            for index, (row, want) in enumerate(zip(cells, expected["rows"])):
-                for text, value, name in zip(row, want, names):
+            cells = self.js(TABLE_CELLS)
+            rows = expected["rows"]
+            record.update(api_rows=len(rows), table_rows=len(cells), stats=self.text("#sql-stats"))
+            if len(cells) != len(rows) or int(shown.get("rows", -1)) != len(rows):
+                raise CheckFailed(f"the table shows {len(cells)} rows (data-rows {shown.get('rows')}), the API answers {len(rows)}")
+            for index, (row, want) in enumerate(zip(cells, rows, strict=True)):
+                if len(row) != len(want):
+                    raise CheckFailed(f"row {index + 1} has {len(row)} cells, the API's {len(want)}")
+                for text, value, name in zip(row, want, names, strict=True):
                     if not same_value(text, value):
                         raise CheckFailed(f"row {index + 1}, column {name}: the table shows {text!r}, the API answers {value!r}")
             self.check_csv(names, len(expected["rows"]), record)
@@ -302,8 +320,9 @@ class Run:
             self.browser.drain_log()
             shown = self.run_sql_in_page(ERROR_SQL)
             message = "" if self.js("return document.querySelector('#sql-error').hidden") else self.text("#sql-error")
-            if shown.get("state") != "error" or answer["error"]["message"] not in message:
-                raise CheckFailed(f"the console shows state {shown.get('state')} and {message!r}, not the API's error {answer['error']['message']!r}")
+            wanted = answer["error"]["message"]
+            if shown.get("state") != "error" or wanted not in message:
+                raise CheckFailed(f"the console shows state {shown.get('state')} and {message!r}, not the API's error {wanted!r}")
             record["message"] = message
             # The browser logs the 400 answer itself as a failed resource load: expected here.
             for entry in self.browser.drain_log():
@@ -312,10 +331,9 @@ class Run:
 
     def check_live(self) -> None:
         with self.check("live") as record:
-            if self.data("#ticker").get("stream") != "live":
-                self.wait("the quote stream to be live", "return document.querySelector('#ticker').dataset.stream === 'live'")
+            self.wait_for_stream()
             symbol, trade_date, produced_at, produce_seconds = self.produce_live_quote()
-            selector = f"#ticker-list li[data-symbol='{css_string(symbol)}'][data-trade-date='{trade_date}']"
+            selector = ticker_row(symbol, trade_date)
             deadline = produced_at + self.args.live_timeout
             row = None
             while time.monotonic() < deadline:
@@ -333,14 +351,15 @@ class Run:
                       css_string(symbol), timeout=2)
 
     def produce_live_quote(self):
-        """Has the caller produce a quote; answers its symbol, date, the moment it was acknowledged and how long producing took."""
+        """Has the caller produce a quote; answers its symbol and date, when it was acknowledged and how long producing took."""
         if self.args.produce_command:
             symbol, trade_date = self.args.live
-            if self.js("return !!document.querySelector(arguments[0])", f"#ticker-list li[data-symbol='{css_string(symbol)}'][data-trade-date='{trade_date}']"):
+            if self.js("return !!document.querySelector(arguments[0])", ticker_row(symbol, trade_date)):
                 raise CheckFailed(f"{symbol} {trade_date} is in the ticker before it was produced: choose a new quote")
             environment = dict(os.environ, LIVE_SYMBOL=symbol, LIVE_DATE=trade_date, BASE_URL=self.api.base_url)
             started = time.monotonic()
-            finished = subprocess.run(self.args.produce_command, shell=True, env=environment, capture_output=True, text=True, timeout=120)
+            finished = subprocess.run(self.args.produce_command, shell=True, env=environment, capture_output=True,
+                                      text=True, timeout=120, check=False)
             if finished.returncode != 0:
                 raise CheckFailed(f"the produce command exited {finished.returncode}: {finished.stderr.strip()[-500:]}")
             produced_at = time.monotonic()
@@ -360,10 +379,10 @@ class Run:
             widths = self.js("return {page: document.documentElement.scrollWidth, viewport: window.innerWidth}")
             record.update(widths)
             if widths["page"] > widths["viewport"] + 1:
-                culprits = self.js("""return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
-                    && !e.closest('.table-scroll, .chart')).slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))""")
+                culprits = self.js(TOO_WIDE)
                 raise CheckFailed(f"the page is {widths['page']} px wide in a {widths['viewport']} px viewport; too wide: {culprits}")
-            hidden = self.js("return ['#board', '#chart', '#ticker', '#sql', '#status'].filter(s => document.querySelector(s).offsetHeight === 0)")
+            hidden = self.js("return ['#board', '#chart', '#ticker', '#sql', '#status']"
+                             ".filter(s => document.querySelector(s).offsetHeight === 0)")
             if hidden:
                 raise CheckFailed(f"panels not shown: {hidden}")
 
@@ -398,6 +417,11 @@ def same_value(text: str, value) -> bool:
 
 def css_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def ticker_row(symbol: str, trade_date: str) -> str:
+    """The CSS selector of the ticker row of a quote."""
+    return f"#ticker-list li[data-symbol='{css_string(symbol)}'][data-trade-date='{css_string(trade_date)}']"
 
 
 def parse_quote_line(line: str) -> tuple[str, str]:
@@ -444,7 +468,7 @@ def main(argv=None) -> int:
         try:
             api.get("/v1/symbols")
         except (OSError, CheckFailed) as error:
-            raise SetupError(f"the query API at {args.base_url} does not answer GET /v1/symbols: {error}")
+            raise SetupError(f"the query API at {args.base_url} does not answer GET /v1/symbols: {error}") from error
         with Browser(args.chromium, args.chromedriver, args.width, args.height) as browser:
             summary["browser"] = browser.version()
             run = Run(args, api, browser)

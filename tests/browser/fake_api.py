@@ -36,7 +36,6 @@ import threading
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -119,7 +118,7 @@ class Store:
                 trade_date = date.fromisoformat(str(item.get("trade_date"))).isoformat()
                 close = float(item["close"])
             except (KeyError, TypeError, ValueError) as error:
-                raise ApiError(400, "bad_request", f"a quote needs `trade_date` (YYYY-MM-DD) and `close`: {error}")
+                raise ApiError(400, "bad_request", f"a quote needs `trade_date` (YYYY-MM-DD) and `close`: {error}") from error
             quote = {
                 "symbol": item["symbol"], "trade_date": trade_date, "open": float(item.get("open", close)),
                 "high": float(item.get("high", close)), "low": float(item.get("low", close)), "close": close,
@@ -169,11 +168,11 @@ class Store:
                 names = [column[0] for column in cursor.description or []]
                 rows = cursor.fetchmany(max_rows + 1)
         except sqlite3.Error as error:
-            raise ApiError(400, "bad_sql", f"SQL error: {error}")
+            raise ApiError(400, "bad_sql", f"SQL error: {error}") from error
         truncated = len(rows) > max_rows
         rows = [list(row) for row in rows[:max_rows]]
         types = []
-        for index, name in enumerate(names):
+        for index in range(len(names)):
             sample = next((row[index] for row in rows if row[index] is not None), None)
             if isinstance(sample, int):
                 types.append("bigint")
@@ -185,7 +184,7 @@ class Store:
                 types.append("varchar")
         return {
             "query_id": str(uuid.uuid4()),
-            "columns": [{"name": name, "type": kind} for name, kind in zip(names, types)],
+            "columns": [{"name": name, "type": kind} for name, kind in zip(names, types, strict=True)],
             "rows": rows,
             "stats": {"engine": "fake-sqlite", "rows": len(rows), "truncated": truncated,
                       "elapsed_ms": round((time.perf_counter() - started) * 1000, 3), "bytes_scanned": 0,
@@ -253,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(self.rfile.read(length) or b"null")
         except json.JSONDecodeError as error:
-            raise ApiError(400, "bad_request", f"body must be JSON: {error}")
+            raise ApiError(400, "bad_request", f"body must be JSON: {error}") from error
 
     def do_GET(self):
         self.dispatch("GET")
@@ -319,7 +318,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.store.lock:
             rows = self.store.db.execute(sql, args).fetchall()
         names = ["trade_date", "open", "high", "low", "close", "adj_close", "volume", "close_usd"]
-        self.send_json({"query_id": str(uuid.uuid4()), "symbol": symbol, "quotes": [dict(zip(names, row)) for row in rows]})
+        self.send_json({"query_id": str(uuid.uuid4()), "symbol": symbol, "quotes": [dict(zip(names, row, strict=True)) for row in rows]})
 
     def run_query(self, _params):
         body = self.read_json()
@@ -409,7 +408,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 after = int(cursor.split(":")[1])
             except (IndexError, ValueError):
-                raise ApiError(400, "bad_request", f"Last-Event-ID {cursor!r} is not partition:offset")
+                raise ApiError(400, "bad_request", f"Last-Event-ID {cursor!r} is not partition:offset") from None
         client, snapshot, missed = self.store.subscribe(after)
         try:
             self.send_response(200)
