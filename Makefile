@@ -70,6 +70,11 @@ bench-catalog: export AWS_EC2_METADATA_DISABLED = true
 bench-catalog: tools ## Benchmark: time from a new partition's first record to its catalog entry (local and Glue on moto)
 	cargo test -p stockstream-e2e --test bench_catalog -- --ignored --nocapture
 
+.PHONY: dashboard-fake
+dashboard-fake: ## Browser test of the dashboard page against a fake API (no Rust build, ~15 s; docs/dashboard.md)
+	@scripts/tools.sh browser
+	$(STOCKSTREAM_BROWSER_PYTHON) tests/browser/check_against_fake.py --screenshot $(TARGET_DIR)/dashboard-fake.png
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all
