@@ -17,6 +17,8 @@ and, for tests only:
   POST /fake/produce        a quote (or a list) as JSON {symbol, trade_date, close, ...}: stored,
                             queryable and pushed to every stream; answers their partition/offset
   POST /fake/drop           {"reason": "..."}: drops every stream client (they reconnect)
+  POST /fake/disconnect     closes every stream connection without a word, as a network failure
+                            would (browsers reconnect with Last-Event-ID and the stream resumes)
 
 usage: fake_api.py [--port 0] [--data CSV] [--assets DIR] [--service-down NAME]
 It prints `listening on http://127.0.0.1:PORT` once it accepts connections.
@@ -30,6 +32,7 @@ import json
 import os
 import queue
 import re
+import socket
 import sqlite3
 import sys
 import threading
@@ -147,12 +150,13 @@ class Store:
             self.clients.add(client)
         return client, snapshot, missed
 
-    def drop_all(self, reason: str) -> int:
+    def drop_all(self, reason: str | None) -> int:
+        """Ends every stream: with a `dropped` event giving `reason`, or silently when it is None."""
         with self.lock:
             clients = list(self.clients)
             self.clients.clear()
         for client in clients:
-            client.put(("dropped", {"reason": reason}))
+            client.put(("dropped", {"reason": reason}) if reason is not None else ("disconnect", None))
         return len(clients)
 
     # SQL
@@ -433,6 +437,10 @@ class Handler(BaseHTTPRequestHandler):
                 if kind == "dropped":
                     self.event("dropped", body)
                     return
+                if kind == "disconnect":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if not wanted or body["symbol"] in wanted:
                     self.event("quote", body, f"{body['partition']}:{body['offset']}")
         finally:
@@ -454,6 +462,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_json() or {}
         self.send_json({"dropped": self.store.drop_all(str(body.get("reason", "dropped by the fake server")))})
 
+    def fake_disconnect(self, _params):
+        self.send_json({"disconnected": self.store.drop_all(None)})
+
     def openapi(self, _params):
         self.send_json({"openapi": "3.1.0", "info": {"title": "fake stockstream-query-api", "version": "0"}, "paths": {}})
 
@@ -473,6 +484,7 @@ ROUTES = [
     (r"/v1/stream/quotes", "GET", Handler.stream),
     (r"/fake/produce", "POST", Handler.fake_produce),
     (r"/fake/drop", "POST", Handler.fake_drop),
+    (r"/fake/disconnect", "POST", Handler.fake_disconnect),
 ]
 STARTED = time.monotonic()
 
