@@ -40,6 +40,16 @@ function start() {
       chart.setBounds(market?.first_date, market?.last_date);
       chart.show({ symbol, from: "", to: "" });
     },
+    // The first successful load opens the chart of the URL's symbol, else of the first row.
+    onLoad: () => {
+      if (chart.view.symbol) return;
+      const symbol = wanted.symbol && board.markets.has(wanted.symbol) ? wanted.symbol : board.firstSymbol();
+      if (!symbol) return;
+      const market = board.markets.get(symbol);
+      board.select(symbol);
+      chart.setBounds(market?.first_date, market?.last_date);
+      chart.show({ ...wanted, symbol });
+    },
   });
   const sql = new SqlConsole(document.getElementById("sql"));
   const status = new StatusPanel(document.getElementById("status"), { onQueryTable: (text) => sql.insert(text) });
@@ -59,14 +69,7 @@ function start() {
   });
   stream.connect();
 
-  board.load().then(() => {
-    const symbol = wanted.symbol && board.markets.has(wanted.symbol) ? wanted.symbol : board.firstSymbol();
-    if (!symbol || chart.view.symbol) return;
-    const market = board.markets.get(symbol);
-    board.select(symbol);
-    chart.setBounds(market?.first_date, market?.last_date);
-    chart.show({ ...wanted, symbol });
-  });
+  board.load();
   status.refresh();
 }
 

@@ -67,14 +67,15 @@ function compare(a, b) {
   return a < b ? -1 : 1;
 }
 
-/** The board panel. `onSelect(symbol)` is called when a row is chosen. */
+/** The board panel. `onSelect(symbol)` is called when a row is chosen, `onLoad()` after each load of the symbols. */
 export class Board {
-  constructor(root, { onSelect }) {
+  constructor(root, { onSelect, onLoad = () => {} }) {
     this.root = root;
     this.body = root.querySelector("#board-body");
     this.note = root.querySelector("#board-note");
     this.error = root.querySelector("#board-error");
     this.onSelect = onSelect;
+    this.onLoad = onLoad;
     this.markets = new Map();
     this.rows = new Map(); // symbol → <tr>
     this.sort = { key: "symbol", direction: 1 };
@@ -117,6 +118,7 @@ export class Board {
       this.loaded = true;
       this.error.hidden = true;
       this.root.dataset.state = "ready";
+      this.onLoad();
     } catch (error) {
       this.error.textContent = `Symbols could not be loaded: ${error.message}`;
       this.error.hidden = false;
@@ -238,5 +240,6 @@ export class Board {
     if (focused && focused !== document.activeElement && this.body.contains(focused)) focused.focus({ preventScroll: true });
     this.root.dataset.symbols = String(order.length);
     this.note.textContent = order.length === 1 ? "1 symbol" : `${order.length} symbols`;
+    if (!order.length && this.loaded) this.note.textContent = "no symbol in the lake yet";
   }
 }

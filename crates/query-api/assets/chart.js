@@ -76,13 +76,23 @@ export class Chart {
     this.candleSeries = this.chart.addSeries(charts.CandlestickSeries, {
       upColor: this.up, downColor: this.down, wickUpColor: this.up, wickDownColor: this.down, borderVisible: false,
     });
-    this.volumeSeries = this.chart.addSeries(charts.HistogramSeries, {
-      priceFormat: { type: "volume" }, priceLineVisible: false, lastValueVisible: false,
-    }, 1);
-    const panes = this.chart.panes();
-    panes[0].setStretchFactor(3);
-    panes[1]?.setStretchFactor(1);
+    this.volumeSeries = null;
     this.chart.subscribeCrosshairMove((param) => this.showLegend(param));
+  }
+
+  /** Adds the volume pane, or removes it when the candles shown carry no volume (old data). */
+  showVolume(wanted) {
+    if (wanted && !this.volumeSeries) {
+      this.volumeSeries = this.chart.addSeries(window.LightweightCharts.HistogramSeries, {
+        priceFormat: { type: "volume" }, priceLineVisible: false, lastValueVisible: false,
+      }, 1);
+      const panes = this.chart.panes();
+      panes[0].setStretchFactor(3);
+      panes[1]?.setStretchFactor(1);
+    } else if (!wanted && this.volumeSeries) {
+      this.chart.removeSeries(this.volumeSeries);
+      this.volumeSeries = null;
+    }
   }
 
   /** Changes what is shown (any of symbol, interval, from, to) and loads it. */
@@ -147,7 +157,9 @@ export class Chart {
     const unique = valid.filter((c, index) => index + 1 === valid.length || valid[index + 1].period !== c.period);
     this.candles = unique;
     this.candleSeries.setData(unique.map((c) => ({ time: c.period, open: c.open, high: c.high, low: c.low, close: c.close })));
-    this.volumeSeries.setData(unique.map((c) => ({
+    // Old data has no volume: no pane then, rather than a flat line on a meaningless scale.
+    this.showVolume(unique.some((c) => c.volume));
+    this.volumeSeries?.setData(unique.map((c) => ({
       time: c.period,
       value: finite(c.volume) ? c.volume : 0,
       color: c.close >= c.open ? `${this.up}80` : `${this.down}80`,
