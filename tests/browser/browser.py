@@ -117,6 +117,8 @@ class Browser:
 
     def screenshot(self, path: Path) -> dict:
         """Saves a PNG of the whole page (not only the viewport); answers its size."""
+        # From the top, so that sticky elements sit where they belong in the full-page picture.
+        self.driver.execute_script("window.scrollTo(0, 0)")
         metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         width, height = self.width, max(self.height, int(size["height"]))
