@@ -12,14 +12,15 @@ export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-0.6.0/bin/tansu
 export STOCKSTREAM_PYTHON ?= $(STOCKSTREAM_CACHE)/venv/bin/python
 export STOCKSTREAM_SCHEMATHESIS ?= $(STOCKSTREAM_CACHE)/venv-schemathesis/bin/schemathesis
 export STOCKSTREAM_CHECKOV ?= $(STOCKSTREAM_CACHE)/venv-checkov/bin/checkov
+export STOCKSTREAM_BROWSER_PYTHON ?= $(STOCKSTREAM_CACHE)/venv-browser/bin/python
 
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install tansu, the Python test clients, schemathesis, checkov and cloud-init once per machine (into ~/.cache/stockstream)
-	@scripts/tools.sh tansu python schemathesis checkov cloud-init
+tools: ## Install tansu, the Python test clients, schemathesis, checkov, cloud-init and the browser test (Chromium, selenium) once per machine (into ~/.cache/stockstream)
+	@scripts/tools.sh tansu python schemathesis checkov cloud-init browser
 
 .PHONY: build
 build: ## Build every service (debug)
@@ -75,6 +76,11 @@ bench-catalog: tools ## Benchmark: time from a new partition's first record to i
 dist: ## Build release binaries and pack them with units, env files, docs and install.sh into dist/*.tar.gz
 	cargo build --release --workspace --bins
 	@scripts/dist.sh --bin-dir $(TARGET_DIR)/release --out $(CURDIR)/dist
+
+.PHONY: dashboard-fake
+dashboard-fake: ## Browser test of the dashboard page against a fake API (no Rust build, ~15 s; docs/dashboard.md)
+	@scripts/tools.sh browser
+	$(STOCKSTREAM_BROWSER_PYTHON) tests/browser/check_against_fake.py --screenshot $(TARGET_DIR)/dashboard-fake.png
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external tools stockstream's local stack and tests need, once per machine,
 # into a cache outside the checkout (default ~/.cache/stockstream). Idempotent: a second run
-# only checks what is there. Usage: scripts/tools.sh [tansu] [python] [schemathesis] [checkov] [cloud-init]
+# only checks what is there. Usage: scripts/tools.sh [tansu] [python] [schemathesis] [checkov] [cloud-init] [browser]
 set -euo pipefail
 
 CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
@@ -16,6 +16,12 @@ SCHEMATHESIS_VERSION="4.32.5"
 # checkov pins its own boto3 and friends: a venv of its own.
 CHECKOV_VENV="$CACHE/venv-checkov"
 CHECKOV_VERSION="3.3.30"
+# The dashboard's browser test: Debian's Chromium and ChromeDriver (same version, from apt) driven
+# by selenium in a venv of its own, so its pins never meet the test clients' ones.
+BROWSER_VENV="$CACHE/venv-browser"
+# selenium 4.52.0 needs a certifi newer than the PyPI mirror here holds.
+BROWSER_PY_PACKAGES=(selenium==4.51.0)
+BROWSER_DEBS=(chromium chromium-driver)
 
 mkdir -p "$CACHE"
 
@@ -78,8 +84,35 @@ install_cloud_init() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init rsyslog >/dev/null
 }
 
+install_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    echo "tools: $(/usr/bin/chromium --version 2>/dev/null || echo chromium) and chromedriver present"
+  else
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || {
+        echo "tools: chromium/chromedriver missing and not root: run 'apt-get install ${BROWSER_DEBS[*]}' as root" >&2
+        exit 1
+      }
+      sudo=(sudo)
+    fi
+    echo "tools: installing ${BROWSER_DEBS[*]} with apt-get (Debian's packages, about 300 MB)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${BROWSER_DEBS[@]}"
+  fi
+  local stamp="$BROWSER_VENV/.stockstream-$(printf '%s\n' "${BROWSER_PY_PACKAGES[@]}" | sha1sum | cut -c1-12)"
+  if [ -f "$stamp" ]; then
+    echo "tools: browser venv present at $BROWSER_VENV"
+    return
+  fi
+  echo "tools: creating browser venv at $BROWSER_VENV with ${BROWSER_PY_PACKAGES[*]}"
+  python3 -m venv "$BROWSER_VENV"
+  "$BROWSER_VENV/bin/pip" install --quiet --disable-pip-version-check "${BROWSER_PY_PACKAGES[@]}"
+  touch "$stamp"
+}
+
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(tansu python schemathesis checkov cloud-init)
+[ ${#what[@]} -eq 0 ] && what=(tansu python schemathesis checkov cloud-init browser)
 for tool in "${what[@]}"; do
   case "$tool" in
     tansu) install_tansu ;;
@@ -87,6 +120,7 @@ for tool in "${what[@]}"; do
     schemathesis) install_schemathesis ;;
     checkov) install_checkov ;;
     cloud-init) install_cloud_init ;;
-    *) echo "tools: unknown tool '$tool' (known: tansu python schemathesis checkov cloud-init)" >&2; exit 2 ;;
+    browser) install_browser ;;
+    *) echo "tools: unknown tool '$tool' (known: tansu python schemathesis checkov cloud-init browser)" >&2; exit 2 ;;
   esac
 done
