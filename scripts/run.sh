@@ -58,7 +58,9 @@ cat <<DONE
 
 stockstream is running: $expected records are queryable.
 
-  Query API     http://$QUERY_LISTEN/               (POST /v1/query, GET /v1/tables)
+  Dashboard     http://$QUERY_LISTEN/               (markets, candles, live quotes, SQL console, status)
+  Query API     http://$QUERY_LISTEN/v1/…           (POST /v1/query, GET /v1/symbols, /v1/tables; /openapi.json)
+  Live quotes   curl -N http://$QUERY_LISTEN/v1/stream/quotes   (Server-Sent Events)
   Metrics       http://$QUERY_LISTEN/metrics, http://127.0.0.1:9101/metrics (sink), http://127.0.0.1:9102/metrics (catalog)
   Kafka         $BOOTSTRAP   topics: quotes, quotes.dlq, lake.commits
   Lake          $VAR/lake/quotes/symbol=…/year=…/*.parquet

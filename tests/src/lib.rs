@@ -8,6 +8,8 @@
 pub mod answers;
 pub mod http;
 pub mod lake;
+pub mod sse;
+pub mod stack;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,14 @@ pub fn checkov() -> PathBuf {
     required_file(
         "STOCKSTREAM_CHECKOV",
         "install it with `make tools` (scripts/tools.sh checkov)",
+    )
+}
+
+/// The Python with selenium for the dashboard's browser test (`STOCKSTREAM_BROWSER_PYTHON`).
+pub fn browser_python() -> PathBuf {
+    required_file(
+        "STOCKSTREAM_BROWSER_PYTHON",
+        "install it with `make tools` (scripts/tools.sh browser: Debian's chromium and chromedriver, selenium)",
     )
 }
 

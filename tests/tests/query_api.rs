@@ -38,8 +38,10 @@ fn config(lake: &Path) -> Result<stockstream_query_api::Config> {
     config.lake = stockstream_common::config::LakeConfig::Local {
         root: lake.to_path_buf(),
     };
-    // No broker here: the catalog and listings are all there is.
+    // No broker here: the catalog and listings are all there is (and no live view).
     config.query.follow_commits = false;
+    config.live.enabled = false;
+    config.status.services = Vec::new();
     config.http.listen = "127.0.0.1:0".parse()?;
     Ok(config)
 }

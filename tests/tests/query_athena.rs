@@ -90,6 +90,9 @@ async fn start_api(
 ) -> Result<SocketAddr> {
     let mut config = stockstream_query_api::Config::load(None)?;
     config.query.engine = stockstream_query_api::EngineKind::Athena;
+    // No broker here: no live view, no other services to read.
+    config.live.enabled = false;
+    config.status.services = Vec::new();
     config.query.catalog = stockstream_query_api::CatalogKind::Glue;
     config.query.database = DATABASE.into();
     config.query.glue = moto.aws();

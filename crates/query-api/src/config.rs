@@ -1,5 +1,5 @@
 //! Configuration of the query API: the shared sections plus `[query]` (with `[query.glue]` and
-//! `[query.athena]`) and `[http]`, validated once into [`Config`].
+//! `[query.athena]`), `[live]`, `[status]` and `[http]`, validated once into [`Config`].
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -12,6 +12,11 @@ use stockstream_common::config::{
     TelemetryConfig, load, parse_duration,
 };
 use stockstream_common::{Error, Result};
+
+pub use crate::live::LiveConfig;
+use crate::live::RawLiveSection;
+use crate::status::RawStatusSection;
+pub use crate::status::StatusConfig;
 
 const QUERY_DEFAULTS: &str = r#"
 [query]
@@ -45,6 +50,19 @@ workgroup = "primary"
 poll_initial = "100ms"
 poll_max = "1500ms"
 
+[live]
+enabled = true
+history = 10000
+client_buffer = 1024
+heartbeat = "15s"
+max_lag = "30s"
+max_clients = 1000
+
+[status]
+services = "stockstream-ingest=http://127.0.0.1:9100,stockstream-s3-sink=http://127.0.0.1:9101,stockstream-glue-crawler=http://127.0.0.1:9102"
+interval = "5s"
+timeout = "2s"
+
 [http]
 listen = "127.0.0.1:8080"
 "#;
@@ -56,6 +74,8 @@ struct RawConfig {
     lake: LakeSection,
     telemetry: TelemetryConfig,
     query: RawQuerySection,
+    live: RawLiveSection,
+    status: RawStatusSection,
     http: HttpConfig,
 }
 
@@ -91,13 +111,13 @@ struct RawQuerySection {
 /// A list in TOML, or one comma-separated string (how an environment variable carries a list).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum StringList {
+pub(crate) enum StringList {
     List(Vec<String>),
     Text(String),
 }
 
 impl StringList {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             StringList::List(items) => items,
             StringList::Text(text) => text
@@ -210,6 +230,10 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Query settings.
     pub query: QueryConfig,
+    /// The live view (`/v1/stream/quotes`).
+    pub live: LiveConfig,
+    /// The pipeline status (`/v1/status`).
+    pub status: StatusConfig,
     /// Listen address of the API (which also serves `/metrics` and health).
     pub http: HttpConfig,
 }
@@ -289,6 +313,8 @@ impl Config {
             lake,
             telemetry: raw.telemetry,
             query,
+            live: raw.live.validate()?,
+            status: raw.status.validate()?,
             http: raw.http,
         })
     }

@@ -70,6 +70,15 @@ pub enum Error {
     #[error("query was cancelled{0}")]
     Cancelled(String),
 
+    /// A capacity limit other than query slots is reached (live streams); retry later.
+    #[error("{reason}; retry in {retry_after:?}")]
+    Unavailable {
+        /// What is exhausted.
+        reason: String,
+        /// When to retry.
+        retry_after: Duration,
+    },
+
     /// The engine ran out of its memory budget (`query.memory_limit`).
     #[error("query needs more memory than the engine may use: {0}")]
     ResourcesExhausted(String),
@@ -113,7 +122,7 @@ impl Error {
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::NotFinished { .. } | Error::Cancelled(_) => StatusCode::CONFLICT,
-            Error::Overloaded { .. } | Error::ResourcesExhausted(_) => {
+            Error::Overloaded { .. } | Error::Unavailable { .. } | Error::ResourcesExhausted(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::Timeout(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +147,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::NotFinished { .. } => "not_finished",
             Error::Overloaded { .. } => "overloaded",
+            Error::Unavailable { .. } => "unavailable",
             Error::Timeout(_) => "timeout",
             Error::Cancelled(_) => "cancelled",
             Error::ResourcesExhausted(_) => "resources_exhausted",
@@ -155,6 +165,7 @@ impl Error {
             Error::Aws { retryable, .. } => *retryable,
             Error::NotFinished { .. }
             | Error::Overloaded { .. }
+            | Error::Unavailable { .. }
             | Error::Timeout(_)
             | Error::ResourcesExhausted(_)
             | Error::Execution(_) => true,
@@ -174,7 +185,9 @@ impl Error {
     /// Seconds a client should wait before retrying, for `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            Error::Overloaded { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Error::ResourcesExhausted(_) => Some(Duration::from_secs(1)),
             _ => None,
         }

@@ -18,7 +18,13 @@
 //! Files: `main.rs` (command line), `lib.rs` (start/run), `config.rs`, `error.rs`, `metrics.rs`,
 //! `guard.rs` (read-only check), `registry.rs` (remembered queries), `json.rs` (Arrow → JSON),
 //! `aws.rs` (AWS error classes), `catalog/` (local and Glue catalogs, the catalog view),
-//! `engine/` (the trait, DataFusion, Athena), `http/` (routes, formats, OpenAPI).
+//! `engine/` (the trait, DataFusion, Athena), `http/` (routes, formats, OpenAPI, the dashboard's
+//! assets, the live stream, the status endpoint), `live/` (the tail of `quotes` behind the live
+//! view), `status.rs` (the other services' readiness and figures).
+//!
+//! `GET /` is the dashboard (docs/dashboard.md): markets board, candles, live quotes over
+//! Server-Sent Events (`/v1/stream/quotes`), a SQL console and the pipeline's status
+//! (`/v1/status`).
 //!
 //! The same listener serves `/metrics`, `/health/livez` and `/health/readyz` (default
 //! `127.0.0.1:8080`).
@@ -31,13 +37,14 @@ pub mod error;
 pub mod guard;
 pub mod http;
 mod json;
+pub mod live;
 mod metrics;
 pub mod registry;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::get;
 use stockstream_common::http::{Readiness, ops_router, serve};
 use stockstream_common::telemetry::metrics_handle;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +58,8 @@ use crate::engine::athena::AthenaEngine;
 use crate::engine::datafusion::store::open_lake;
 use crate::engine::datafusion::{DataFusionEngine, DataFusionSettings};
 pub use crate::error::{Error, Result};
+use crate::live::{Live, LiveFeed};
+use crate::status::StatusBoard;
 
 /// A started query API.
 #[derive(Debug)]
@@ -119,10 +128,32 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         true,
         format!("{} engine started", query.engine.name()),
     );
-    let state = http::AppState::new(engine, catalog, query.clone());
-    let router = ops_router(readiness, metrics_handle())
-        .route("/", get(http::index))
-        .merge(http::routes(state));
+    let live = config.live.enabled.then(|| {
+        let feed = LiveFeed::new(config.live.history, config.live.client_buffer);
+        tokio::spawn(live::tail::run(
+            config.kafka.clone(),
+            feed.clone(),
+            config.live.history,
+            shutdown.clone(),
+        ));
+        Live {
+            feed,
+            config: config.live.clone(),
+        }
+    });
+    let status = StatusBoard::start(
+        config.status.clone(),
+        readiness.clone(),
+        metrics_handle(),
+        shutdown.clone(),
+    );
+    let services = http::Services {
+        live,
+        status,
+        shutdown: shutdown.clone(),
+    };
+    let state = http::AppState::new(engine, catalog, query.clone(), services);
+    let router = ops_router(readiness, metrics_handle()).merge(http::routes(state));
     let (address, task) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%address, engine = query.engine.name(), catalog = ?query.catalog, "query API listening");
     Ok(RunningApi { address, task })

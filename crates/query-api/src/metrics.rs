@@ -8,7 +8,11 @@
 //! - `stockstream_query_rejected_total{reason}`: requests refused before execution
 //!   (`overloaded`, `unauthorized`, `forbidden_statement`, …);
 //! - `stockstream_query_commit_events_total`, `stockstream_query_commit_events_unreadable_total`,
-//!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`.
+//!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`;
+//! - `stockstream_live_tailing`, `stockstream_live_quotes_total`,
+//!   `stockstream_live_quotes_skipped_total`: the tail of `quotes` behind the live view;
+//! - `stockstream_live_clients`, `stockstream_live_events_total`,
+//!   `stockstream_live_clients_dropped_total{reason}`: its Server-Sent Events streams.
 
 use std::time::Duration;
 
@@ -50,4 +54,34 @@ pub(crate) fn commit_event_unreadable() {
 /// Whether the DataFusion engine currently follows `lake.commits`.
 pub(crate) fn set_following_commits(following: bool) {
     metrics::gauge!("stockstream_query_following_commits").set(if following { 1.0 } else { 0.0 });
+}
+
+/// Whether the live view currently tails `quotes`.
+pub(crate) fn set_live_tailing(tailing: bool) {
+    metrics::gauge!("stockstream_live_tailing").set(if tailing { 1.0 } else { 0.0 });
+}
+
+/// Records a quote read by the live tail.
+pub(crate) fn live_quote() {
+    metrics::counter!("stockstream_live_quotes_total").increment(1);
+}
+
+/// Records a `quotes` message the live tail skipped (not a valid quote).
+pub(crate) fn live_quote_skipped() {
+    metrics::counter!("stockstream_live_quotes_skipped_total").increment(1);
+}
+
+/// Adjusts the number of open live streams.
+pub(crate) fn live_clients(delta: f64) {
+    metrics::gauge!("stockstream_live_clients").increment(delta);
+}
+
+/// Records `count` events sent on live streams.
+pub(crate) fn live_events(count: u64) {
+    metrics::counter!("stockstream_live_events_total").increment(count);
+}
+
+/// Records a live stream closed by the server (`slow`, `shutdown`).
+pub(crate) fn live_dropped(reason: &'static str) {
+    metrics::counter!("stockstream_live_clients_dropped_total", "reason" => reason).increment(1);
 }

@@ -12,9 +12,15 @@ pub(crate) fn bytes_written(bytes: u64) {
     counter!("stockstream_sink_bytes_written_total").increment(bytes);
 }
 
-/// Files committed to the lake.
+/// Files committed to the lake, and the time of the last commit (Unix seconds).
 pub(crate) fn files_committed(count: u64) {
     counter!("stockstream_sink_files_committed_total").increment(count);
+    if count > 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        gauge!("stockstream_sink_last_commit_timestamp_seconds").set(now);
+    }
 }
 
 /// Flushes by reason (`records`, `interval`, `shutdown`, `recovery`).

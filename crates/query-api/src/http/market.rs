@@ -430,7 +430,7 @@ pub(crate) async fn table(State(app): State<AppState>, Path(name): Path<String>)
     .into_response()
 }
 
-fn summary(app: &AppState, table: &CatalogTable) -> TableSummary {
+pub(crate) fn summary(app: &AppState, table: &CatalogTable) -> TableSummary {
     let columns = |columns: &[stockstream_common::catalog::Column]| {
         columns
             .iter()

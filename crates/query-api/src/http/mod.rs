@@ -7,27 +7,34 @@
 //! - [`market`]: `/v1/symbols…` (parameterized queries) and `/v1/tables…` (the catalog);
 //! - [`formats`]: `Accept` negotiation and the NDJSON, CSV and Arrow encoders;
 //! - [`model`]: request and response bodies;
-//! - [`openapi`]: `/openapi.json`, generated from the handlers and bodies.
+//! - [`openapi`]: `/openapi.json`, generated from the handlers and bodies;
+//! - [`assets`]: the dashboard page at `/` and its embedded files under `/assets/`;
+//! - [`stream`]: `GET /v1/stream/quotes`, live quotes as Server-Sent Events;
+//! - [`status`]: `GET /v1/status`, the lake and the pipeline's services.
 
+pub mod assets;
 pub(crate) mod formats;
 pub(crate) mod market;
 pub mod model;
 pub(crate) mod openapi;
 pub(crate) mod queries;
 pub(crate) mod query;
+pub mod status;
+pub(crate) mod stream;
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::model::{ErrorBody, ErrorDetail};
@@ -35,8 +42,10 @@ use crate::catalog::CatalogView;
 use crate::config::QueryConfig;
 use crate::engine::QueryEngine;
 use crate::error::Error;
+use crate::live::Live;
 use crate::metrics;
 use crate::registry::Registry;
+use crate::status::StatusBoard;
 
 /// Header carrying the query id on every query answer.
 pub const QUERY_ID_HEADER: HeaderName = HeaderName::from_static("x-stockstream-query-id");
@@ -54,13 +63,35 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Execution slots (`query.max_concurrent`).
     pub slots: Arc<Semaphore>,
+    /// The live view (`None` with `live.enabled = false`).
+    pub live: Option<Live>,
+    /// The sampled status of the pipeline's services.
+    pub status: StatusBoard,
+    /// Cancelled when the server shuts down (ends the live streams).
+    pub shutdown: CancellationToken,
     /// SHA-256 digests of the accepted bearer tokens.
     token_digests: Arc<Vec<[u8; 32]>>,
 }
 
+/// What [`AppState`] is made of besides the engine and catalog.
+#[derive(Debug)]
+pub struct Services {
+    /// The live view, when on.
+    pub live: Option<Live>,
+    /// The status board.
+    pub status: StatusBoard,
+    /// The server's shutdown token.
+    pub shutdown: CancellationToken,
+}
+
 impl AppState {
     /// State for `engine` and `catalog` under `config`.
-    pub fn new(engine: Arc<dyn QueryEngine>, catalog: CatalogView, config: QueryConfig) -> Self {
+    pub fn new(
+        engine: Arc<dyn QueryEngine>,
+        catalog: CatalogView,
+        config: QueryConfig,
+        services: Services,
+    ) -> Self {
         let token_digests = config
             .auth_tokens
             .iter()
@@ -77,6 +108,9 @@ impl AppState {
             config: Arc::new(config),
             engine,
             catalog,
+            live: services.live,
+            status: services.status,
+            shutdown: services.shutdown,
         }
     }
 }
@@ -125,11 +159,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/symbols/{symbol}/candles", get(market::candles))
         .route("/v1/tables", get(market::tables))
         .route("/v1/tables/{name}", get(market::table))
+        .route("/v1/status", get(status::status))
+        .route("/v1/stream/quotes", get(stream::quotes))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes.get()))
         .fallback(|| async { Error::NotFound("no such endpoint; see /openapi.json".into()) })
         .with_state(state.clone());
     let router = Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::asset))
         .route("/openapi.json", get(openapi::document))
         .merge(v1);
     match cors(&state.config.cors_origins) {
@@ -191,23 +229,5 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("last-event-id"),
             ])
             .expose_headers([QUERY_ID_HEADER, header::LOCATION, header::RETRY_AFTER]),
-    )
-}
-
-/// `GET /`: what this service offers.
-pub async fn index() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({
-            "service": "stockstream-query-api",
-            "openapi": "/openapi.json",
-            "endpoints": [
-                "POST /v1/query", "GET /v1/queries/{id}", "GET /v1/queries/{id}/results",
-                "DELETE /v1/queries/{id}", "GET /v1/symbols", "GET /v1/symbols/{symbol}/quotes",
-                "GET /v1/symbols/{symbol}/candles", "GET /v1/tables", "GET /v1/tables/{name}",
-                "GET /metrics", "GET /health/livez", "GET /health/readyz"
-            ],
-            "example": {"sql": "SELECT year, count(*) AS days, max(close) FROM quotes WHERE symbol = ? GROUP BY year ORDER BY year", "params": ["HSI"]},
-        })),
     )
 }

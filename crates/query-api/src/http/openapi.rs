@@ -10,7 +10,9 @@ use super::model::{
     QueryAnswer, QueryBody, QueryInfo, Quote, QuotesAnswer, ResultsPage, SymbolInfo, SymbolsAnswer,
     TableDetail, TableSummary, TablesAnswer,
 };
+use super::status::{LakeStatus, StatusAnswer};
 use crate::engine::{QueryState, QueryStats};
+use crate::status::{Check, ServiceStatus};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -29,17 +31,21 @@ use crate::engine::{QueryState, QueryStats};
         super::market::candles,
         super::market::tables,
         super::market::table,
+        super::status::status,
+        super::stream::quotes,
     ),
     components(schemas(
         QueryBody, QueryAnswer, ColumnInfo, QueryStats, QueryState, Accepted, QueryInfo,
         ResultsPage, ErrorBody, ErrorDetail, SymbolsAnswer, SymbolInfo, QuotesAnswer, Quote,
         CandlesAnswer, Candle, Interval, TablesAnswer, TableSummary, TableDetail, PartitionInfo,
+        StatusAnswer, LakeStatus, ServiceStatus, Check,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "query", description = "SQL queries, synchronous or asynchronous"),
         (name = "market data", description = "Symbols, quotes and candles"),
         (name = "catalog", description = "Tables and partitions"),
+        (name = "live", description = "Live quotes as Server-Sent Events"),
     ),
 )]
 pub(crate) struct ApiDoc;

@@ -1,0 +1,245 @@
+//! The local pipeline in one process, for end-to-end tests: a tansu broker with the real slice
+//! replayed into it, and the sink, the catalog service and the query API started on a local lake.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use stockstream_common::config::{KafkaConfig, LakeConfig};
+use stockstream_common::kafka::{ensure_topics, pipeline_topics};
+use stockstream_common::lake::PartitionTemplate;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Tansu, free_port, http_get, kafka_config, query};
+
+/// The in-process services of one test.
+#[derive(Debug)]
+pub struct Services {
+    pub sink: Option<(
+        CancellationToken,
+        JoinHandle<stockstream_s3_sink::Result<()>>,
+    )>,
+    pub crawler: (
+        CancellationToken,
+        JoinHandle<stockstream_glue_crawler::Result<()>>,
+    ),
+    pub api_token: CancellationToken,
+    pub api: SocketAddr,
+    /// Base URL of the sink's health and metrics.
+    pub sink_url: String,
+    /// Base URL of the catalog service's health and metrics.
+    pub crawler_url: String,
+}
+
+pub fn sink_config(kafka: &KafkaConfig, lake: &Path) -> Result<stockstream_s3_sink::Config> {
+    sink_config_with(kafka, lake, PartitionTemplate::default())
+}
+
+pub fn sink_config_with(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+) -> Result<stockstream_s3_sink::Config> {
+    let mut config = stockstream_s3_sink::Config::load(None)?;
+    config.kafka = kafka.clone();
+    config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    config.http.listen = "127.0.0.1:0".parse()?;
+    config.sink.group_id = format!("{}-sink", kafka.client_id);
+    config.sink.flush_interval = Duration::from_millis(500);
+    config.sink.partition_template = template;
+    Ok(config)
+}
+
+pub fn ingest_config(kafka: &KafkaConfig, state: &Path) -> Result<stockstream_ingest::Config> {
+    let mut config = stockstream_ingest::Config::load(None)?;
+    config.kafka = kafka.clone();
+    config.ingest.state_dir = state.to_path_buf();
+    Ok(config)
+}
+
+pub async fn start_services(kafka: &KafkaConfig, lake: &Path) -> Result<Services> {
+    start_services_with(kafka, lake, PartitionTemplate::default()).await
+}
+
+pub async fn start_services_with(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+) -> Result<Services> {
+    start_services_custom(kafka, lake, template, |_| {}).await
+}
+
+/// The services, with the query API's configuration adjusted by `api` before it starts.
+pub async fn start_services_custom(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+    api: impl FnOnce(&mut stockstream_query_api::Config),
+) -> Result<Services> {
+    // Service logs appear with `cargo test -- --nocapture` (RUST_LOG picks the level).
+    stockstream_common::telemetry::init_tracing(&stockstream_common::config::TelemetryConfig {
+        log_format: stockstream_common::config::LogFormat::Pretty,
+        log_level: "warn".into(),
+    });
+    let sink_token = CancellationToken::new();
+    let mut sink_config = sink_config_with(kafka, lake, template)?;
+    sink_config.http.listen = format!("127.0.0.1:{}", free_port()).parse()?;
+    let sink_url = format!("http://{}", sink_config.http.listen);
+    let sink = tokio::spawn(stockstream_s3_sink::run(sink_config, sink_token.clone()));
+
+    let mut crawler_config = stockstream_glue_crawler::Config::load(None)?;
+    crawler_config.kafka = kafka.clone();
+    crawler_config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    crawler_config.http.listen = format!("127.0.0.1:{}", free_port()).parse()?;
+    let crawler_url = format!("http://{}", crawler_config.http.listen);
+    crawler_config.crawler.group_id = format!("{}-catalog", kafka.client_id);
+    let crawler_token = CancellationToken::new();
+    let crawler = tokio::spawn(stockstream_glue_crawler::run(
+        crawler_config,
+        crawler_token.clone(),
+    ));
+
+    let mut api_config = stockstream_query_api::Config::load(None)?;
+    api_config.kafka = kafka.clone();
+    api_config.lake = LakeConfig::Local {
+        root: lake.to_path_buf(),
+    };
+    api_config.http.listen = "127.0.0.1:0".parse()?;
+    api_config.status.services = vec![
+        ("stockstream-s3-sink".to_string(), sink_url.clone()),
+        ("stockstream-glue-crawler".to_string(), crawler_url.clone()),
+    ];
+    api(&mut api_config);
+    let api_token = CancellationToken::new();
+    let api = stockstream_query_api::start(api_config, api_token.clone()).await?;
+    Ok(Services {
+        sink: Some((sink_token, sink)),
+        crawler: (crawler_token, crawler),
+        api_token,
+        api: api.address,
+        sink_url,
+        crawler_url,
+    })
+}
+
+pub async fn replay(
+    config: &stockstream_ingest::Config,
+    file: &Path,
+    from_start: bool,
+) -> Result<stockstream_ingest::ReplaySummary> {
+    let config = config.clone();
+    let mut options = stockstream_ingest::ReplayOptions::new(file);
+    options.from_start = from_start;
+    let summary = tokio::task::spawn_blocking(move || {
+        stockstream_ingest::replay(&config, &options, &CancellationToken::new())
+    })
+    .await??;
+    Ok(summary)
+}
+
+/// A fresh broker with the real slice replayed into the topics of `name`, and a work directory.
+pub async fn replayed_slice(
+    name: &str,
+    csv: &Path,
+) -> Result<(Tansu, KafkaConfig, tempfile::TempDir)> {
+    let broker = Tansu::start()?;
+    let kafka = kafka_config(&broker.bootstrap, name);
+    let work = tempfile::tempdir()?;
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let summary = replay(
+        &ingest_config(&kafka, &work.path().join("ingest"))?,
+        csv,
+        false,
+    )
+    .await?;
+    assert_eq!(summary.produced, 5693);
+    Ok((broker, kafka, work))
+}
+
+pub fn scalar(answer: &Value) -> Result<&Value> {
+    answer["rows"][0].get(0).context("answer has no first cell")
+}
+
+impl Services {
+    /// Fails if the sink or the catalog service stopped on its own (with its error).
+    pub async fn check_running(&mut self) -> Result<()> {
+        if let Some((_, task)) = &mut self.sink
+            && task.is_finished()
+        {
+            bail!("the sink stopped: {:?}", task.await);
+        }
+        if self.crawler.1.is_finished() {
+            bail!(
+                "the catalog service stopped: {:?}",
+                (&mut self.crawler.1).await
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Polls `sql` (a single-number query) until it answers `expected`, for up to `timeout`.
+pub async fn wait_for_count(
+    services: &mut Services,
+    sql: &str,
+    expected: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let api = services.api;
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        services.check_running().await?;
+        match query(api, sql).await {
+            Ok(answer) if scalar(&answer)?.as_u64() == Some(expected) => return Ok(()),
+            Ok(answer) => last = answer["rows"].to_string(),
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("`{sql}` did not reach {expected} within {timeout:?}; last: {last}")
+}
+
+/// The sink's `stockstream_sink_records_skipped_total` (process-wide), read from `/metrics`.
+pub async fn skipped_records(api: SocketAddr) -> Result<u64> {
+    let (_, metrics) = http_get(api, "/metrics").await?;
+    Ok(metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("stockstream_sink_records_skipped_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64))
+}
+
+impl Drop for Services {
+    /// A failing test still stops every service, so the runtime can shut down.
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.sink {
+            token.cancel();
+        }
+        self.crawler.0.cancel();
+        self.api_token.cancel();
+    }
+}
+
+pub async fn stop_sink(services: &mut Services) -> Result<()> {
+    if let Some((token, task)) = services.sink.take() {
+        token.cancel();
+        task.await??;
+    }
+    Ok(())
+}
+
+pub async fn stop(mut services: Services) -> Result<()> {
+    stop_sink(&mut services).await?;
+    services.crawler.0.cancel();
+    (&mut services.crawler.1).await??;
+    services.api_token.cancel();
+    Ok(())
+}
