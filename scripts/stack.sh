@@ -67,7 +67,7 @@ service_env() { # service -> env assignments for it
     # glibc: keep large buffers mmapped (see deploy/stockstream-s3-sink.service).
     s3-sink) echo "STOCKSTREAM__HTTP__LISTEN=$SINK_LISTEN"; echo "MALLOC_MMAP_THRESHOLD_=1048576" ;;
     glue-crawler) echo "STOCKSTREAM__HTTP__LISTEN=$CRAWLER_LISTEN" ;;
-    query-api) echo "STOCKSTREAM__HTTP__LISTEN=$QUERY_LISTEN" ;;
+    query-api) echo "STOCKSTREAM__HTTP__LISTEN=$QUERY_LISTEN"; echo "STOCKSTREAM__QUERY__LIVE_TAIL=true" ;;
   esac
 }
 

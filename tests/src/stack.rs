@@ -71,14 +71,16 @@ pub async fn start_services_with(
     lake: &Path,
     template: PartitionTemplate,
 ) -> Result<Services> {
-    start_services_custom(kafka, lake, template, |_| {}).await
+    start_services_custom(kafka, lake, template, |_| {}, |_| {}).await
 }
 
-/// The services, with the query API's configuration adjusted by `api` before it starts.
+/// The services, with the sink's and the query API's configuration adjusted by `sink` and `api`
+/// before they start.
 pub async fn start_services_custom(
     kafka: &KafkaConfig,
     lake: &Path,
     template: PartitionTemplate,
+    sink: impl FnOnce(&mut stockstream_s3_sink::Config),
     api: impl FnOnce(&mut stockstream_query_api::Config),
 ) -> Result<Services> {
     // Service logs appear with `cargo test -- --nocapture` (RUST_LOG picks the level).
@@ -90,6 +92,7 @@ pub async fn start_services_custom(
     let mut sink_config = sink_config_with(kafka, lake, template)?;
     sink_config.http.listen = format!("127.0.0.1:{}", free_port()).parse()?;
     let sink_url = format!("http://{}", sink_config.http.listen);
+    sink(&mut sink_config);
     let sink = tokio::spawn(stockstream_s3_sink::run(sink_config, sink_token.clone()));
 
     let mut crawler_config = stockstream_glue_crawler::Config::load(None)?;

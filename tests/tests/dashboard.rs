@@ -44,7 +44,7 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
     let (_broker, kafka, work) = replayed_slice("dashboard", &test_data()).await?;
     let lake = work.path().join("lake");
     let mut services =
-        start_services_custom(&kafka, &lake, PartitionTemplate::default(), |_| {}).await?;
+        start_services_custom(&kafka, &lake, PartitionTemplate::default(), |_| {}, |_| {}).await?;
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes",

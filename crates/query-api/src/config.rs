@@ -11,6 +11,7 @@ use stockstream_common::config::{
     AwsEndpoint, HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS,
     TelemetryConfig, load, parse_duration,
 };
+use stockstream_common::lake::PartitionTemplate;
 use stockstream_common::{Error, Result};
 
 pub use crate::live::LiveConfig;
@@ -37,6 +38,9 @@ metadata_cache_bytes = 268435456
 catalog_refresh = "1s"
 relist_interval = "5m"
 follow_commits = true
+live_tail = false
+live_tail_wait = "1s"
+partition_template = "symbol={symbol}/year={year}"
 result_ttl = "10m"
 max_stored_queries = 1000
 max_stored_result_bytes = 268435456
@@ -99,6 +103,9 @@ struct RawQuerySection {
     catalog_refresh: String,
     relist_interval: String,
     follow_commits: bool,
+    live_tail: bool,
+    live_tail_wait: String,
+    partition_template: String,
     result_ttl: String,
     max_stored_queries: usize,
     max_stored_result_bytes: usize,
@@ -275,6 +282,12 @@ pub struct QueryConfig {
     pub relist_interval: Duration,
     /// Whether the DataFusion engine follows `lake.commits` to see new files at once.
     pub follow_commits: bool,
+    /// Whether table `quotes` also holds the records of the live tail not yet in the lake.
+    pub live_tail: bool,
+    /// How long a query waits for the live tail to reach the topic's end.
+    pub live_tail_wait: Duration,
+    /// The lake's partition layout (the sink's `sink.partition_template`), for the live tail.
+    pub partition_template: PartitionTemplate,
     /// How long a finished query's state and results stay retrievable.
     pub result_ttl: Duration,
     /// Most queries remembered for `GET /v1/queries/{id}`.
@@ -308,12 +321,19 @@ impl Config {
                 "the Athena engine reads the AWS Glue Data Catalog; set query.catalog = \"glue\"",
             ));
         }
+        let live = raw.live.validate()?;
+        if query.live_tail && (query.engine != EngineKind::DataFusion || !live.enabled) {
+            return Err(Error::config(
+                "query.live_tail",
+                "needs the DataFusion engine and the live view (live.enabled = true)",
+            ));
+        }
         Ok(Self {
             kafka: raw.kafka.validate()?,
             lake,
             telemetry: raw.telemetry,
             query,
-            live: raw.live.validate()?,
+            live,
             status: raw.status.validate()?,
             http: raw.http,
         })
@@ -357,6 +377,12 @@ fn validate_query(query: RawQuerySection) -> Result<QueryConfig> {
         catalog_refresh: parse_duration("query.catalog_refresh", &query.catalog_refresh)?,
         relist_interval: parse_duration("query.relist_interval", &query.relist_interval)?,
         follow_commits: query.follow_commits,
+        live_tail: query.live_tail,
+        live_tail_wait: parse_duration("query.live_tail_wait", &query.live_tail_wait)?,
+        partition_template: query
+            .partition_template
+            .parse()
+            .map_err(|message: String| Error::config("query.partition_template", message))?,
         result_ttl: parse_duration("query.result_ttl", &query.result_ttl)?,
         max_stored_queries: non_zero("query.max_stored_queries", query.max_stored_queries)?,
         max_stored_result_bytes: non_zero(

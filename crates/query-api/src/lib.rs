@@ -56,6 +56,7 @@ pub use crate::config::{CatalogKind, Config, EngineKind};
 use crate::engine::QueryEngine;
 use crate::engine::athena::AthenaEngine;
 use crate::engine::datafusion::store::open_lake;
+use crate::engine::datafusion::tail::LiveTail;
 use crate::engine::datafusion::{DataFusionEngine, DataFusionSettings};
 pub use crate::error::{Error, Result};
 use crate::live::{Live, LiveFeed};
@@ -106,13 +107,35 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         shutdown.clone(),
     )
     .await?;
+    let live = config.live.enabled.then(|| {
+        let feed = LiveFeed::new(config.live.history, config.live.client_buffer);
+        tokio::spawn(live::tail::run(
+            config.kafka.clone(),
+            feed.clone(),
+            config.live.history,
+            shutdown.clone(),
+        ));
+        Live {
+            feed,
+            config: config.live.clone(),
+        }
+    });
     let engine: Arc<dyn QueryEngine> = match query.engine {
         EngineKind::DataFusion => {
+            let live_tail = live.as_ref().filter(|_| query.live_tail).map(|live| {
+                Arc::new(LiveTail::new(
+                    live.feed.clone(),
+                    query.partition_template.clone(),
+                    &config.kafka,
+                    query.live_tail_wait,
+                ))
+            });
             DataFusionEngine::start(
                 DataFusionSettings {
                     lake: config.lake.clone(),
                     kafka: config.kafka.clone(),
                     query: query.clone(),
+                    live_tail,
                 },
                 catalog.clone(),
                 shutdown.clone(),
@@ -128,19 +151,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         true,
         format!("{} engine started", query.engine.name()),
     );
-    let live = config.live.enabled.then(|| {
-        let feed = LiveFeed::new(config.live.history, config.live.client_buffer);
-        tokio::spawn(live::tail::run(
-            config.kafka.clone(),
-            feed.clone(),
-            config.live.history,
-            shutdown.clone(),
-        ));
-        Live {
-            feed,
-            config: config.live.clone(),
-        }
-    });
     let status = StatusBoard::start(
         config.status.clone(),
         readiness.clone(),

@@ -152,6 +152,9 @@ pub struct QueryStats {
     /// DataFusion: catalogued partitions the plan kept after pruning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions_scanned: Option<u64>,
+    /// DataFusion with `query.live_tail`: rows read from the live tail rather than the lake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail_rows: Option<u64>,
     /// Athena: the `QueryExecutionId`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub athena_query_id: Option<String>,

@@ -112,7 +112,14 @@ pub(crate) fn prepare(app: &AppState, body: QueryBody) -> Result<QueryRequest> {
             config.max_sql_bytes
         )));
     }
-    let checked = guard::check(sql, &app.catalog.snapshot().scope())?;
+    let mut scope = app.catalog.snapshot().scope();
+    if app.config.live_tail {
+        // Table `quotes` is there before the catalog has it: the tail answers for it.
+        scope
+            .tables
+            .insert(stockstream_common::lake::QUOTES_TABLE.to_string());
+    }
+    let checked = guard::check(sql, &scope)?;
     let params = body
         .params
         .iter()

@@ -327,6 +327,14 @@ impl LiveFeed {
         }
     }
 
+    /// The quotes in the history, oldest first.
+    pub fn history(&self) -> Vec<Arc<LiveQuote>> {
+        self.state
+            .lock()
+            .map(|state| state.history.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Symbols with a latest quote.
     pub fn symbols(&self) -> usize {
         self.state.lock().map_or(0, |state| state.latest.len())

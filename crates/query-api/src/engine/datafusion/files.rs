@@ -482,7 +482,7 @@ fn is_data_file(meta: &ObjectMeta) -> bool {
 }
 
 /// The table with its schema and no partitions; `unreadable` set when it cannot be read.
-fn empty_table(table: &CatalogTable) -> TableFiles {
+pub(crate) fn empty_table(table: &CatalogTable) -> TableFiles {
     let fields = |columns: &[stockstream_common::catalog::Column]| -> std::result::Result<Vec<Arc<Field>>, String> {
         columns
             .iter()

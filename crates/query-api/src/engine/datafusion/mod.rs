@@ -18,6 +18,7 @@ mod commits;
 pub mod files;
 pub mod store;
 pub mod table;
+pub mod tail;
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -44,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::files::FileIndex;
 use self::store::open_lake;
 use self::table::{LAKE_STORE_URL, LakeSchema};
+use self::tail::TailRows;
 use super::{Execution, ExecutionSink, Output, Param, QueryEngine, QueryRequest, QueryState};
 use crate::catalog::CatalogView;
 use crate::config::{EngineKind, QueryConfig};
@@ -54,6 +56,8 @@ use crate::guard::DATA_CATALOG;
 pub struct DataFusionEngine {
     context: SessionContext,
     index: Arc<FileIndex>,
+    /// Whether table `quotes` includes the live tail.
+    live_tail: bool,
 }
 
 impl std::fmt::Debug for DataFusionEngine {
@@ -75,6 +79,8 @@ pub struct DataFusionSettings {
     pub kafka: KafkaConfig,
     /// Query settings (database, memory, refresh intervals).
     pub query: QueryConfig,
+    /// The live tail table `quotes` adds (`query.live_tail`).
+    pub live_tail: Option<Arc<tail::LiveTail>>,
 }
 
 impl DataFusionEngine {
@@ -112,7 +118,10 @@ impl DataFusionEngine {
 
         let context = SessionContext::new_with_config_rt(session_config(query), runtime);
         let data_catalog = MemoryCatalogProvider::new();
-        data_catalog.register_schema(&query.database, Arc::new(LakeSchema::new(index.clone())))?;
+        data_catalog.register_schema(
+            &query.database,
+            Arc::new(LakeSchema::new(index.clone(), settings.live_tail.clone())),
+        )?;
         context.register_catalog(DATA_CATALOG, Arc::new(data_catalog));
 
         tokio::spawn(index.clone().load_statistics(shutdown.clone()));
@@ -131,7 +140,12 @@ impl DataFusionEngine {
                 shutdown,
             ));
         }
-        Ok(Arc::new(Self { context, index }))
+        let live_tail = settings.live_tail.is_some();
+        Ok(Arc::new(Self {
+            context,
+            index,
+            live_tail,
+        }))
     }
 
     /// The index of visible files (for status and tests).
@@ -140,8 +154,16 @@ impl DataFusionEngine {
     }
 
     /// Plans `request` into a physical plan.
-    async fn plan(&self, request: &QueryRequest) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = self.context.state();
+    /// With `tail_rows`, the scan of `quotes` counts the rows it adds from the live tail there.
+    async fn plan(
+        &self,
+        request: &QueryRequest,
+        tail_rows: Option<Arc<TailRows>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut state = self.context.state();
+        if let Some(counter) = tail_rows {
+            state.config_mut().set_extension(counter);
+        }
         let mut statement = request.checked.statement.clone();
         let is_query = matches!(statement, Statement::Query(_));
         number_placeholders(&mut statement);
@@ -263,10 +285,11 @@ impl QueryEngine for DataFusionEngine {
     }
 
     async fn start(&self, request: QueryRequest) -> Result<Execution> {
-        let plan = self.plan(&request).await?;
+        let tail_rows = self.live_tail.then(|| Arc::new(TailRows::default()));
+        let plan = self.plan(&request, tail_rows.clone()).await?;
         let (sink, execution) = ExecutionSink::channel(EngineKind::DataFusion);
         let task_context = self.context.task_ctx();
-        tokio::spawn(drive(sink, plan, task_context, request.timeout));
+        tokio::spawn(drive(sink, plan, task_context, request.timeout, tail_rows));
         Ok(execution)
     }
 
@@ -285,6 +308,7 @@ async fn drive(
     plan: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     timeout: Duration,
+    tail_rows: Option<Arc<TailRows>>,
 ) {
     sink.update(|status| status.state = QueryState::Running);
     let started = tokio::time::Instant::now();
@@ -299,6 +323,9 @@ async fn drive(
         status.stats.bytes_scanned = bytes;
         status.stats.files_scanned = Some(files);
         status.stats.partitions_scanned = Some(partitions);
+        status.stats.tail_rows = tail_rows
+            .as_ref()
+            .map(|rows| rows.0.load(std::sync::atomic::Ordering::Relaxed));
         status.stats.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     });
     sink.finish(outcome);

@@ -28,7 +28,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion_datasource::compute_all_files_statistics;
 
+use datafusion::physical_plan::union::UnionExec;
+use datafusion_datasource::memory::MemorySourceConfig;
+use stockstream_common::lake::QUOTES_TABLE;
+
 use super::files::{FileIndex, PartitionFiles, TableFiles};
+use super::tail::{LiveTail, TailRows, count_rows};
 
 /// The URL the lake's object store is registered under in the session.
 pub(crate) const LAKE_STORE_URL: &str = "stockstream://lake/";
@@ -37,45 +42,53 @@ pub(crate) const LAKE_STORE_URL: &str = "stockstream://lake/";
 #[derive(Debug)]
 pub struct LakeSchema {
     index: Arc<FileIndex>,
+    /// The live tail added to table `quotes` (`query.live_tail`).
+    tail: Option<Arc<LiveTail>>,
 }
 
 impl LakeSchema {
-    /// A schema over `index`.
-    pub fn new(index: Arc<FileIndex>) -> Self {
-        Self { index }
+    /// A schema over `index`, with `tail` added to table `quotes` when given.
+    pub fn new(index: Arc<FileIndex>, tail: Option<Arc<LiveTail>>) -> Self {
+        Self { index, tail }
     }
 }
 
 #[async_trait::async_trait]
 impl SchemaProvider for LakeSchema {
     fn table_names(&self) -> Vec<String> {
-        self.index.snapshot().tables.keys().cloned().collect()
+        let mut names: Vec<String> = self.index.snapshot().tables.keys().cloned().collect();
+        if self.tail.is_some() && !names.iter().any(|name| name == QUOTES_TABLE) {
+            names.push(QUOTES_TABLE.to_string());
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self
-            .index
-            .snapshot()
-            .tables
-            .get(name)
-            .map(|files| Arc::new(LakeTable::new(files.clone())) as Arc<dyn TableProvider>))
+        let files = self.index.snapshot().tables.get(name).cloned();
+        let tail = (name == QUOTES_TABLE).then(|| self.tail.clone()).flatten();
+        // With the live tail, `quotes` exists before its first file is catalogued.
+        let files = files.or_else(|| tail.as_ref().map(|tail| tail.uncatalogued()));
+        Ok(files.map(|files| Arc::new(LakeTable::new(files, tail)) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.index.snapshot().tables.contains_key(name)
+            || (self.tail.is_some() && name == QUOTES_TABLE)
     }
 }
 
-/// One table at one moment: its schema and the files visible when the query was planned.
+/// One table at one moment: its schema and the files visible when the query was planned (and,
+/// for `quotes` with `query.live_tail`, the tail records those files do not hold).
 #[derive(Debug)]
 pub struct LakeTable {
     files: Arc<TableFiles>,
+    tail: Option<Arc<LiveTail>>,
 }
 
 impl LakeTable {
-    /// A provider over `files`.
-    pub fn new(files: Arc<TableFiles>) -> Self {
-        Self { files }
+    /// A provider over `files`, plus `tail`'s records not in them.
+    pub fn new(files: Arc<TableFiles>, tail: Option<Arc<LiveTail>>) -> Self {
+        Self { files, tail }
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -147,7 +160,8 @@ impl TableProvider for LakeTable {
         Ok(filters
             .iter()
             .map(|filter| {
-                if self.is_partition_filter(filter) {
+                // With a tail, DataFusion filters again above the union (the tail is not pruned).
+                if self.is_partition_filter(filter) && self.tail.is_none() {
                     // Pruning partitions answers these filters completely.
                     TableProviderFilterPushDown::Exact
                 } else {
@@ -182,6 +196,35 @@ impl TableProvider for LakeTable {
                 files.push(file);
             }
         }
+        let lake = self.scan_files(state, files, projection, limit).await?;
+        let Some(tail) = &self.tail else {
+            return Ok(lake);
+        };
+        if !tail.catch_up().await {
+            tracing::debug!(
+                "the live tail did not reach the topic's end in time; querying what it has"
+            );
+        }
+        let batch = tail.batch(&self.files)?;
+        count_rows(state.config().get_extension::<TailRows>(), batch.num_rows());
+        let live = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.files.schema.clone(),
+            projection.cloned(),
+        )?;
+        UnionExec::try_new(vec![lake, live])
+    }
+}
+
+impl LakeTable {
+    /// The plan reading `files` (an empty plan when there are none).
+    async fn scan_files(
+        &self,
+        state: &dyn Session,
+        files: Vec<PartitionedFile>,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if files.is_empty() {
             let schema = match projection {
                 Some(indices) => Arc::new(self.files.schema.project(indices)?),
