@@ -11,6 +11,7 @@
 //!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`;
 //! - `stockstream_live_tailing`, `stockstream_live_quotes_total`,
 //!   `stockstream_live_quotes_skipped_total`: the tail of `quotes` behind the live view;
+//! - `stockstream_live_tail_gaps_total`: real-time queries whose tail did not reach the lake;
 //! - `stockstream_live_clients`, `stockstream_live_events_total`,
 //!   `stockstream_live_clients_dropped_total{reason}`: its Server-Sent Events streams.
 
@@ -84,4 +85,9 @@ pub(crate) fn live_events(count: u64) {
 /// Records a live stream closed by the server (`slow`, `shutdown`).
 pub(crate) fn live_dropped(reason: &'static str) {
     metrics::counter!("stockstream_live_clients_dropped_total", "reason" => reason).increment(1);
+}
+
+/// Records a real-time query whose live tail did not reach back to the lake.
+pub(crate) fn live_tail_gap() {
+    metrics::counter!("stockstream_live_tail_gaps_total").increment(1);
 }

@@ -335,6 +335,14 @@ impl LiveFeed {
             .unwrap_or_default()
     }
 
+    /// The oldest offset still in the history, per partition.
+    pub fn history_start(&self) -> BTreeMap<i32, i64> {
+        self.state
+            .lock()
+            .map(|state| state.history_start.clone())
+            .unwrap_or_default()
+    }
+
     /// Symbols with a latest quote.
     pub fn symbols(&self) -> usize {
         self.state.lock().map_or(0, |state| state.latest.len())

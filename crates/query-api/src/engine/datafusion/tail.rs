@@ -161,6 +161,7 @@ impl LiveTail {
     /// The tail's records not in a visible file of `table`, as one batch of the table's schema.
     pub(crate) fn batch(&self, table: &TableFiles) -> datafusion::error::Result<RecordBatch> {
         let covered = coverage(table);
+        self.check_reach(&covered);
         let names: Vec<&str> = table
             .partition_fields
             .iter()
@@ -187,6 +188,32 @@ impl LiveTail {
             }
         }
         build_batch(&table.schema, &names, &rows)
+    }
+}
+
+impl LiveTail {
+    /// Counts a query whose tail no longer reaches back to the lake: for some partition the
+    /// history starts after the highest offset a visible file holds plus one, so records between
+    /// them may be in neither (the sink holds more unflushed records than `live.history`).
+    fn check_reach(&self, covered: &Coverage) {
+        let mut lake_end: HashMap<i32, i64> = HashMap::new();
+        for ((_, partition), ranges) in covered {
+            let highest = ranges.iter().map(|(_, last)| *last).max().unwrap_or(-1);
+            let end = lake_end.entry(*partition).or_insert(-1);
+            *end = (*end).max(highest);
+        }
+        for (partition, start) in self.feed.history_start() {
+            let end = lake_end.get(&partition).copied().unwrap_or(-1);
+            if start > end + 1 && start > 0 {
+                crate::metrics::live_tail_gap();
+                tracing::warn!(
+                    partition,
+                    history_starts_at = start,
+                    lake_holds_up_to = end,
+                    "the live tail's history does not reach back to the lake; raise live.history"
+                );
+            }
+        }
     }
 }
 
