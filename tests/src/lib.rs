@@ -363,6 +363,47 @@ impl Moto {
 }
 
 impl Moto {
+    /// Queues one canned result for the next Athena query: `columns` (name, Athena type) and `rows`, header first.
+    pub async fn queue_athena_result(
+        &self,
+        columns: &[(&str, &str)],
+        rows: &[Vec<Option<&str>>],
+    ) -> Result<()> {
+        let header: Vec<serde_json::Value> = columns
+            .iter()
+            .map(|(name, _)| serde_json::json!({"VarCharValue": name}))
+            .collect();
+        let mut all = vec![serde_json::json!({"Data": header})];
+        for row in rows {
+            let data: Vec<serde_json::Value> = row
+                .iter()
+                .map(|value| match value {
+                    Some(text) => serde_json::json!({"VarCharValue": text}),
+                    None => serde_json::json!({}),
+                })
+                .collect();
+            all.push(serde_json::json!({"Data": data}));
+        }
+        let column_info: Vec<serde_json::Value> = columns
+            .iter()
+            .map(|(name, data_type)| serde_json::json!({"Name": name, "Type": data_type, "Label": name}))
+            .collect();
+        let body = serde_json::json!({
+            "account_id": "123456789012",
+            "region": "us-east-1",
+            "results": [{"rows": all, "column_info": column_info}],
+        });
+        let answer = crate::http::http_post_json(
+            self.address,
+            "/moto-api/static/athena/query-results",
+            &body,
+            "*/*",
+        )
+        .await?;
+        anyhow::ensure!(answer.status == 201, "queueing a result: {}", answer.text());
+        Ok(())
+    }
+
     /// Region and endpoint of this server.
     pub fn aws(&self) -> stockstream_common::config::AwsEndpoint {
         stockstream_common::config::AwsEndpoint {

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use stockstream_e2e::http::http_post_json;
 use stockstream_e2e::{Moto, Tansu, csv_facts, free_port, query, release_tarball, test_data};
 
 const BUCKET: &str = "stockstream-lake-e2e";
@@ -302,22 +301,8 @@ async fn the_aws_mode_from_the_release_env_files_on_moto() -> Result<()> {
     ensure!(env["STOCKSTREAM__QUERY__ENGINE"] == "athena", "{env:?}");
     let mut athena = Service::start(&release, "query-api", &env, address)?;
     athena.ready().await?;
-    let canned = json!({
-        "account_id": "123456789012",
-        "region": "us-east-1",
-        "results": [{
-            "rows": [{"Data": [{"VarCharValue": "rows"}]}, {"Data": [{"VarCharValue": "5693"}]}],
-            "column_info": [{"Name": "rows", "Type": "bigint", "Label": "rows"}],
-        }],
-    });
-    let queued = http_post_json(
-        moto.address,
-        "/moto-api/static/athena/query-results",
-        &canned,
-        "*/*",
-    )
-    .await?;
-    ensure!(queued.status == 201, "{}", queued.text());
+    moto.queue_athena_result(&[("rows", "bigint")], &[vec![Some("5693")]])
+        .await?;
     let answer = query(address, "SELECT count(*) AS rows FROM quotes").await?;
     ensure!(answer["rows"] == json!([[5693]]), "{answer}");
     ensure!(answer["stats"]["engine"] == "athena", "{answer}");

@@ -17,7 +17,7 @@
 //!
 //! Files: `main.rs` (command line), `lib.rs` (start/run), `config.rs`, `error.rs`, `metrics.rs`,
 //! `guard.rs` (read-only check), `registry.rs` (remembered queries), `json.rs` (Arrow → JSON),
-//! `aws.rs` (AWS error classes), `catalog/` (local and Glue catalogs, the catalog view),
+//! `aws.rs` (AWS error classes), `reader.rs` (topic readers that join no group), `catalog/` (local and Glue catalogs, the catalog view),
 //! `engine/` (the trait, DataFusion, Athena), `http/` (routes, formats, OpenAPI, the dashboard's
 //! assets, the live stream, the status endpoint), `live/` (the tail of `quotes` behind the live
 //! view), `status.rs` (the other services' readiness and figures).
@@ -39,6 +39,7 @@ pub mod http;
 mod json;
 pub mod live;
 mod metrics;
+mod reader;
 pub mod registry;
 pub mod status;
 

@@ -96,7 +96,7 @@ pub(crate) async fn quotes(
     let wanted = |quote: &LiveQuote| {
         filter
             .as_ref()
-            .is_none_or(|set| set.contains(&quote.symbol))
+            .is_none_or(|set| set.contains(&quote.quote.symbol))
     };
     let snapshot: Vec<&LiveQuote> = subscription
         .snapshot
@@ -268,7 +268,7 @@ impl LiveStream {
                     let wanted = self
                         .filter
                         .as_ref()
-                        .is_none_or(|set| set.contains(&quote.symbol));
+                        .is_none_or(|set| set.contains(&quote.quote.symbol));
                     if wanted {
                         write_event(
                             &mut out,

@@ -20,7 +20,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stockstream_common::config::parse_duration;
 use stockstream_common::record::Quote;
@@ -98,24 +97,9 @@ pub struct Live {
 /// A quote as the live view sends it: the record plus where it is on the topic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveQuote {
-    /// Index symbol.
-    pub symbol: String,
-    /// Trading day.
-    pub trade_date: NaiveDate,
-    /// Opening price.
-    pub open: f64,
-    /// Highest price.
-    pub high: f64,
-    /// Lowest price.
-    pub low: f64,
-    /// Closing price.
-    pub close: f64,
-    /// Adjusted close.
-    pub adj_close: f64,
-    /// Volume.
-    pub volume: i64,
-    /// Close in US dollars, when known.
-    pub close_usd: Option<f64>,
+    /// The quote (its fields are the event's top-level fields).
+    #[serde(flatten)]
+    pub quote: Quote,
     /// Kafka partition of `quotes`.
     pub partition: i32,
     /// Offset within the partition.
@@ -136,15 +120,7 @@ impl LiveQuote {
     /// `quote` as read at `partition`/`offset`, stamped `timestamp_ms` on the topic.
     pub fn new(quote: Quote, partition: i32, offset: i64, timestamp_ms: Option<i64>) -> Self {
         let mut live = Self {
-            symbol: quote.symbol,
-            trade_date: quote.trade_date,
-            open: quote.open,
-            high: quote.high,
-            low: quote.low,
-            close: quote.close,
-            adj_close: quote.adj_close,
-            volume: quote.volume,
-            close_usd: quote.close_usd,
+            quote,
             partition,
             offset,
             timestamp_ms,
@@ -276,10 +252,12 @@ impl LiveFeed {
         // Latest by trade date; on the same date the later record wins (a correction).
         let newer = state
             .latest
-            .get(&quote.symbol)
-            .is_none_or(|known| quote.trade_date >= known.trade_date);
+            .get(&quote.quote.symbol)
+            .is_none_or(|known| quote.quote.trade_date >= known.quote.trade_date);
         if newer {
-            state.latest.insert(quote.symbol.clone(), quote.clone());
+            state
+                .latest
+                .insert(quote.quote.symbol.clone(), quote.clone());
         }
         state.history.push_back(quote.clone());
         while state.history.len() > self.history {
@@ -363,10 +341,12 @@ impl LiveFeed {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
 
     fn quote(symbol: &str, day: u32, partition: i32, offset: i64) -> LiveQuote {
-        LiveQuote {
+        let quote = Quote {
             symbol: symbol.to_string(),
             trade_date: NaiveDate::from_ymd_opt(2024, 1, day).expect("date"),
             open: 1.0,
@@ -376,13 +356,8 @@ mod tests {
             adj_close: 1.5,
             volume: 10,
             close_usd: None,
-            partition,
-            offset,
-            timestamp_ms: None,
-            read_at_ms: 0,
-            json: String::new(),
-            read_at: Instant::now(),
-        }
+        };
+        LiveQuote::new(quote, partition, offset, None)
     }
 
     #[test]
@@ -408,8 +383,8 @@ mod tests {
             .iter()
             .map(|quote| {
                 (
-                    quote.symbol.clone(),
-                    chrono::Datelike::day(&quote.trade_date),
+                    quote.quote.symbol.clone(),
+                    chrono::Datelike::day(&quote.quote.trade_date),
                     quote.offset,
                 )
             })

@@ -1,18 +1,14 @@
 //! The tail of `quotes`: a consumer that joins no group and commits nothing, assigned to every
 //! partition from `live.history` records before its end, feeding a [`LiveFeed`].
 //!
-//! The watermarks are taken with a separate client before the consumer fetches (tansu holds
-//! fetches at the end of a partition, which would stall a metadata request on the same
-//! connection; with Apache Kafka this order costs nothing). Messages that are not quotes are
-//! counted and skipped: the sink dead-letters them, the live view only shows quotes.
+//! (See [`crate::reader`].) Messages that are not quotes are counted and skipped: the sink
+//! dead-letters them, the live view only shows quotes.
 
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::config::KafkaConfig;
-use stockstream_common::kafka::{consumer_config, topic_watermarks};
 use stockstream_common::record::Quote;
 use tokio_util::sync::CancellationToken;
 
@@ -52,48 +48,21 @@ async fn assign(
     feed: &LiveFeed,
     history: usize,
 ) -> Result<StreamConsumer, String> {
-    let topic = kafka.topics.quotes.clone();
-    let watermarks = {
-        let kafka = kafka.clone();
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || {
-            topic_watermarks(&kafka, &topic, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?
-    };
-    if watermarks.is_empty() {
-        return Err(format!("topic `{topic}` does not exist yet"));
-    }
-    let group = format!("stockstream-query-api-live-{}", uuid::Uuid::new_v4());
+    let position = feed.position();
     // A short fetch wait: tansu answers a fetch at the end of a partition only when the wait is
     // over, not when a record arrives (Apache Kafka answers at once); 50 ms keeps the live view
     // and real-time SQL fresh on both, at the cost of a few idle fetches per second.
-    let consumer: StreamConsumer = consumer_config(
+    crate::reader::assign(
         kafka,
+        &kafka.topics.quotes,
         "query-api-live",
-        &group,
         &[("fetch.wait.max.ms", "50")],
+        |partition, low, high| match position.next_offset(partition) {
+            Some(next) => next.clamp(low, high),
+            None => (high - history as i64).max(low),
+        },
     )
-    .create()
-    .map_err(|error| error.to_string())?;
-    let position = feed.position();
-    let mut assignment = TopicPartitionList::new();
-    for (partition, low, high) in &watermarks {
-        let recent = (*high - history as i64).max(*low);
-        let start = match position.next_offset(*partition) {
-            Some(next) => next.clamp(*low, *high),
-            None => recent,
-        };
-        assignment
-            .add_partition_offset(&topic, *partition, Offset::Offset(start))
-            .map_err(|error| error.to_string())?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|error| error.to_string())?;
-    Ok(consumer)
+    .await
 }
 
 /// Publishes every quote until `shutdown`; returns on a fatal consumer error.

@@ -1,21 +1,17 @@
 //! Follows `lake.commits` so a committed file is readable as soon as its partition is catalogued.
 //!
-//! The follower reads the topic with its own consumer that joins no group and commits nothing.
-//! It first takes the topic's high watermarks (with a separate client, before any fetch is in
-//! flight — tansu holds fetches at the end of a partition, which would stall a metadata request
-//! on the same connection), assigns itself every partition from there, and then lists the lake
-//! once: a file committed before the watermark is in that listing, one committed after it
+//! The follower reads the topic with its own consumer that joins no group and commits nothing
+//! ([`crate::reader`]), assigned to every partition at the topic's high watermarks, and then lists
+//! the lake once: a file committed before the watermark is in that listing, one committed after it
 //! arrives as an event, so none is missed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::config::KafkaConfig;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::kafka::{consumer_config, topic_watermarks};
 use tokio_util::sync::CancellationToken;
 
 use super::files::FileIndex;
@@ -71,33 +67,7 @@ pub(crate) async fn follow(
 /// A consumer assigned to every partition of `lake.commits` at its current end.
 pub(crate) async fn assign(kafka: &KafkaConfig) -> Result<StreamConsumer, String> {
     let topic = kafka.topics.lake_commits.clone();
-    let watermarks = {
-        let kafka = kafka.clone();
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || {
-            topic_watermarks(&kafka, &topic, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?
-    };
-    if watermarks.is_empty() {
-        return Err(format!("topic `{topic}` does not exist yet"));
-    }
-    let group = format!("stockstream-query-api-{}", uuid::Uuid::new_v4());
-    let consumer: StreamConsumer = consumer_config(kafka, "query-api-commits", &group, &[])
-        .create()
-        .map_err(|error| error.to_string())?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, _low, high) in &watermarks {
-        assignment
-            .add_partition_offset(&topic, *partition, Offset::Offset(*high))
-            .map_err(|error| error.to_string())?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|error| error.to_string())?;
-    Ok(consumer)
+    crate::reader::assign(kafka, &topic, "query-api-commits", &[], |_, _, high| high).await
 }
 
 /// Applies events in small batches until `shutdown` or a consumer error.

@@ -28,7 +28,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use stockstream_common::config::KafkaConfig;
 use stockstream_common::kafka::client_config;
 use stockstream_common::lake::PartitionTemplate;
-use stockstream_common::record::Quote;
 
 use stockstream_common::catalog::columns_of;
 use stockstream_common::lake::QUOTES_TABLE;
@@ -169,10 +168,9 @@ impl LiveTail {
             .collect();
         let mut rows: Vec<(Arc<LiveQuote>, Vec<String>)> = Vec::new();
         for live in self.feed.history() {
-            let quote = as_quote(&live);
             let values: Vec<String> = self
                 .template
-                .partition(&quote)
+                .partition(&live.quote)
                 .into_iter()
                 .map(|value| value.value)
                 .collect();
@@ -247,20 +245,6 @@ fn kafka_range(location: &str) -> Option<(i32, i64, i64)> {
     Some((partition, first, last))
 }
 
-fn as_quote(live: &LiveQuote) -> Quote {
-    Quote {
-        symbol: live.symbol.clone(),
-        trade_date: live.trade_date,
-        open: live.open,
-        high: live.high,
-        low: live.low,
-        close: live.close,
-        adj_close: live.adj_close,
-        volume: live.volume,
-        close_usd: live.close_usd,
-    }
-}
-
 /// One column per field of `schema`, from the quotes' fields and partition values, cast to the
 /// field's type.
 fn build_batch(
@@ -276,45 +260,46 @@ fn build_batch(
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = field.name().as_str();
-        let array: ArrayRef =
-            if let Some(index) = partition_names.iter().position(|key| *key == name) {
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|(_, values)| values[index].as_str()),
-                ))
-            } else {
-                match name {
-                    "symbol" => Arc::new(StringArray::from_iter_values(
-                        rows.iter().map(|(quote, _)| quote.symbol.as_str()),
-                    )),
-                    "trade_date" => Arc::new(Date32Array::from_iter_values(rows.iter().map(
-                        |(quote, _)| quote.trade_date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE,
-                    ))),
-                    "open" => float(|quote| quote.open),
-                    "high" => float(|quote| quote.high),
-                    "low" => float(|quote| quote.low),
-                    "close" => float(|quote| quote.close),
-                    "adj_close" => float(|quote| quote.adj_close),
-                    "volume" => Arc::new(Int64Array::from_iter_values(
-                        rows.iter().map(|(quote, _)| quote.volume),
-                    )),
-                    "close_usd" => Arc::new(Float64Array::from_iter(
-                        rows.iter().map(|(quote, _)| quote.close_usd),
-                    )),
-                    "kafka_partition" => Arc::new(Int32Array::from_iter_values(
-                        rows.iter().map(|(quote, _)| quote.partition),
-                    )),
-                    "kafka_offset" => Arc::new(Int64Array::from_iter_values(
-                        rows.iter().map(|(quote, _)| quote.offset),
-                    )),
-                    "ingested_at" => Arc::new(
-                        TimestampMillisecondArray::from_iter_values(
-                            rows.iter().map(|(quote, _)| quote.read_at_ms),
-                        )
-                        .with_timezone("UTC"),
-                    ),
-                    _ => new_null_array(field.data_type(), rows.len()),
-                }
-            };
+        let array: ArrayRef = if let Some(index) =
+            partition_names.iter().position(|key| *key == name)
+        {
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, values)| values[index].as_str()),
+            ))
+        } else {
+            match name {
+                "symbol" => Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(live, _)| live.quote.symbol.as_str()),
+                )),
+                "trade_date" => Arc::new(Date32Array::from_iter_values(rows.iter().map(
+                    |(live, _)| live.quote.trade_date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE,
+                ))),
+                "open" => float(|live| live.quote.open),
+                "high" => float(|live| live.quote.high),
+                "low" => float(|live| live.quote.low),
+                "close" => float(|live| live.quote.close),
+                "adj_close" => float(|live| live.quote.adj_close),
+                "volume" => Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|(live, _)| live.quote.volume),
+                )),
+                "close_usd" => Arc::new(Float64Array::from_iter(
+                    rows.iter().map(|(live, _)| live.quote.close_usd),
+                )),
+                "kafka_partition" => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|(quote, _)| quote.partition),
+                )),
+                "kafka_offset" => Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|(quote, _)| quote.offset),
+                )),
+                "ingested_at" => Arc::new(
+                    TimestampMillisecondArray::from_iter_values(
+                        rows.iter().map(|(quote, _)| quote.read_at_ms),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                _ => new_null_array(field.data_type(), rows.len()),
+            }
+        };
         let array = if array.data_type() == field.data_type() {
             array
         } else {
