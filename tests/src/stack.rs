@@ -115,6 +115,10 @@ pub async fn start_services_custom(
         root: lake.to_path_buf(),
     };
     api_config.http.listen = "127.0.0.1:0".parse()?;
+    // Debug builds on 2 busy cores: a full scan of a daily layout (one file per trading day) can
+    // outlast the default 10 s sync wait; the tests check answers, not latency.
+    api_config.query.sync_wait = Duration::from_secs(90);
+    api_config.query.timeout = Duration::from_secs(120);
     api_config.status.services = vec![
         ("stockstream-s3-sink".to_string(), sink_url.clone()),
         ("stockstream-glue-crawler".to_string(), crawler_url.clone()),
