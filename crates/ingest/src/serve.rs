@@ -63,6 +63,8 @@ pub async fn start(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<()>>)> {
+    // The recorder first: the Kafka watcher's first figures would be lost otherwise.
+    let metrics = metrics_handle();
     ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
     let linger = config.ingest.linger.as_millis().to_string();
     let batch = config.ingest.batch_bytes.to_string();
@@ -97,7 +99,7 @@ pub async fn start(
         .route("/v1/quotes", post(push_quotes))
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone())
-        .merge(ops_router(readiness, metrics_handle()));
+        .merge(ops_router(readiness, metrics));
     let (address, server) =
         stockstream_common::http::serve(config.http.listen, router, shutdown).await?;
     let task = tokio::spawn(async move {

@@ -80,6 +80,9 @@ impl RunningApi {
 
 /// Reads the catalog, starts the engine, binds the listener; returns once serving.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<RunningApi> {
+    // The recorder first: figures recorded before it is installed (the live tail's first gauge,
+    // the catalog's first load) would be lost.
+    let metrics = metrics_handle();
     let readiness = Readiness::default();
     let query = &config.query;
     let source: Arc<dyn CatalogSource> = match query.catalog {
@@ -155,7 +158,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let status = StatusBoard::start(
         config.status.clone(),
         readiness.clone(),
-        metrics_handle(),
+        metrics.clone(),
         shutdown.clone(),
     );
     let services = http::Services {
@@ -164,7 +167,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         shutdown: shutdown.clone(),
     };
     let state = http::AppState::new(engine, catalog, query.clone(), services);
-    let router = ops_router(readiness, metrics_handle()).merge(http::routes(state));
+    let router = ops_router(readiness, metrics).merge(http::routes(state));
     let (address, task) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%address, engine = query.engine.name(), catalog = ?query.catalog, "query API listening");
     Ok(RunningApi { address, task })
