@@ -86,6 +86,12 @@ dashboard-fake: ## Browser test of the dashboard page against a fake API (no Rus
 	@scripts/tools.sh browser
 	$(STOCKSTREAM_BROWSER_PYTHON) tests/browser/check_against_fake.py --screenshot $(TARGET_DIR)/dashboard-fake.png
 
+.PHONY: bench-query
+bench-query: tools ## Benchmark: query API vs DuckDB on 10M-row lakes (cold/warm/in-process, ratio), 32 concurrent clients, peak RSS
+	cargo build --release -p stockstream-query-api --bin stockstream-query-api
+	cargo test --release -p stockstream-e2e --test bench_query --no-run
+	STOCKSTREAM_BIN=$(TARGET_DIR)/release CARGO_TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_query.py
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all

@@ -3,12 +3,12 @@
 //! benchmarks that need a lake, not a pipeline.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use stockstream_common::lake::{
-    LakeRow, LakeStore, LocalStore, PartitionTemplate, QUOTES_TABLE, data_object_key, encode_quotes,
+    LakeRow, LocalStore, PartitionTemplate, QUOTES_TABLE, data_object_key, encode_quotes,
 };
 use stockstream_common::record::Quote;
 
@@ -32,39 +32,126 @@ pub async fn write_lake(
     shape: LakeShape,
     ingested_at: DateTime<Utc>,
 ) -> Result<usize> {
-    let store = LocalStore::new(root)?;
-    let mut by_partition: BTreeMap<i32, Vec<LakeRow>> = BTreeMap::new();
+    let mut writer = LakeWriter::new(root, topic, template.clone(), shape, ingested_at);
     for quote in quotes {
-        let partition = kafka_partition(&quote.symbol, shape.kafka_partitions);
-        let rows = by_partition.entry(partition).or_default();
-        let offset = rows.len() as i64;
-        rows.push(LakeRow {
-            quote: quote.clone(),
-            kafka_partition: partition,
-            kafka_offset: offset,
-        });
+        writer.push(quote.clone())?;
     }
-    let mut files = 0;
-    for (partition, rows) in by_partition {
-        for flush in rows.chunks(shape.rows_per_flush.max(1)) {
-            let mut by_path: BTreeMap<String, Vec<&LakeRow>> = BTreeMap::new();
-            for row in flush {
-                let mut path = String::new();
-                template.write_path(&row.quote, &mut path);
-                by_path.entry(path).or_default().push(row);
-            }
-            for group in by_path.values() {
-                let first = group.first().map_or(0, |row| row.kafka_offset);
-                let last = group.last().map_or(0, |row| row.kafka_offset);
-                let values = template.partition(&group[0].quote);
-                let key = data_object_key(QUOTES_TABLE, &values, topic, partition, first, last);
-                let bytes = encode_quotes(template, group, ingested_at, 131_072)?;
-                store.put(&key, bytes).await?;
-                files += 1;
-            }
+    Ok(writer.finish()?.files)
+}
+
+/// What a [`LakeWriter`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LakeWritten {
+    /// Data files.
+    pub files: usize,
+    /// Rows in them.
+    pub rows: u64,
+    /// Bytes in them.
+    pub bytes: u64,
+}
+
+/// Writes quotes that arrive in replay order into a local lake, flush by flush, the way the sink
+/// does: each Kafka partition's rows are buffered, and a flush writes one file per partition path
+/// it touches, encoded by the sink's encoder and named by the sink's key scheme. Nothing is held
+/// beyond one flush per Kafka partition, so lakes of any size can be written.
+///
+/// Files are written plainly (no fsync, no staging): a lake for tests and benchmarks, which the
+/// sink's own durability tests do not need.
+#[derive(Debug)]
+pub struct LakeWriter {
+    root: PathBuf,
+    topic: String,
+    template: PartitionTemplate,
+    shape: LakeShape,
+    ingested_at: DateTime<Utc>,
+    buffers: BTreeMap<i32, Vec<LakeRow>>,
+    next_offsets: BTreeMap<i32, i64>,
+    written: LakeWritten,
+}
+
+impl LakeWriter {
+    /// A writer into the lake at `root` (created as needed).
+    pub fn new(
+        root: &Path,
+        topic: &str,
+        template: PartitionTemplate,
+        shape: LakeShape,
+        ingested_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            topic: topic.to_string(),
+            template,
+            shape,
+            ingested_at,
+            buffers: BTreeMap::new(),
+            next_offsets: BTreeMap::new(),
+            written: LakeWritten::default(),
         }
     }
-    Ok(files)
+
+    /// Adds the next quote; flushes its Kafka partition once `rows_per_flush` rows are buffered.
+    pub fn push(&mut self, quote: Quote) -> Result<()> {
+        let partition = kafka_partition(&quote.symbol, self.shape.kafka_partitions);
+        let offset = self.next_offsets.entry(partition).or_insert(0);
+        let row = LakeRow {
+            quote,
+            kafka_partition: partition,
+            kafka_offset: *offset,
+        };
+        *offset += 1;
+        let rows = self.buffers.entry(partition).or_default();
+        rows.push(row);
+        if rows.len() >= self.shape.rows_per_flush.max(1) {
+            let rows = std::mem::take(rows);
+            self.flush(partition, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every Kafka partition's buffered rows now (as a flush interval would).
+    pub fn flush_all(&mut self) -> Result<()> {
+        for (partition, rows) in std::mem::take(&mut self.buffers) {
+            self.flush(partition, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// What was written so far (buffered rows not included).
+    pub fn written(&self) -> LakeWritten {
+        self.written
+    }
+
+    /// Flushes what is left and says what was written.
+    pub fn finish(mut self) -> Result<LakeWritten> {
+        self.flush_all()?;
+        Ok(self.written)
+    }
+
+    fn flush(&mut self, partition: i32, rows: &[LakeRow]) -> Result<()> {
+        let mut by_path: BTreeMap<String, Vec<&LakeRow>> = BTreeMap::new();
+        for row in rows {
+            let mut path = String::new();
+            self.template.write_path(&row.quote, &mut path);
+            by_path.entry(path).or_default().push(row);
+        }
+        for group in by_path.values() {
+            let first = group.first().map_or(0, |row| row.kafka_offset);
+            let last = group.last().map_or(0, |row| row.kafka_offset);
+            let values = self.template.partition(&group[0].quote);
+            let key = data_object_key(QUOTES_TABLE, &values, &self.topic, partition, first, last);
+            let bytes = encode_quotes(&self.template, group, self.ingested_at, 131_072)?;
+            let path = self.root.join(&key);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+            }
+            std::fs::write(&path, &bytes).with_context(|| path.display().to_string())?;
+            self.written.files += 1;
+            self.written.rows += group.len() as u64;
+            self.written.bytes += bytes.len() as u64;
+        }
+        Ok(())
+    }
 }
 
 /// The Kafka partition of a symbol: a stable hash of the key, like a keyed producer.

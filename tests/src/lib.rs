@@ -6,6 +6,7 @@
 //! fails the test with the command that installs it.
 
 pub mod answers;
+pub mod bench_query;
 pub mod http;
 pub mod lake;
 pub mod sse;

@@ -39,6 +39,9 @@ use crate::error::{Error, Result};
 const LIST_ONE_BY_ONE: usize = 16;
 /// Footers read at once by the statistics loader.
 const FOOTER_CONCURRENCY: usize = 16;
+/// A round of footer reading this large is logged at `info` (the first after start-up, say);
+/// the few files of each commit at `debug`.
+const LOG_FOOTERS_FROM: usize = 1000;
 
 /// A data file and what is known about it.
 #[derive(Debug, Clone)]
@@ -428,6 +431,7 @@ impl FileIndex {
         if missing.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let store = self.lake.store.clone();
         let loaded: Vec<(String, ObjectPath, Statistics)> = futures::stream::iter(missing)
             .map(|(table, schema, meta)| {
@@ -451,6 +455,7 @@ impl FileIndex {
             })
             .collect()
             .await;
+        let read = loaded.len();
         let _writer = self.writer.lock().await;
         let mut next = (*self.snapshot()).clone();
         for (table, location, statistics) in loaded {
@@ -469,8 +474,31 @@ impl FileIndex {
                 }
             }
         }
+        let still_missing = next
+            .tables
+            .values()
+            .flat_map(|table| table.partitions.values())
+            .flat_map(|partition| partition.files.values())
+            .filter(|entry| entry.statistics.is_none())
+            .count();
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(next);
+        }
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if read >= LOG_FOOTERS_FROM {
+            tracing::info!(
+                files = read,
+                missing = still_missing,
+                elapsed_ms,
+                "footers read"
+            );
+        } else {
+            tracing::debug!(
+                files = read,
+                missing = still_missing,
+                elapsed_ms,
+                "footers read"
+            );
         }
         Ok(())
     }
