@@ -323,14 +323,7 @@ impl InProcessEngine {
     pub async fn wait_for_statistics(&self, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         loop {
-            let snapshot = self.engine.index().snapshot();
-            let missing = snapshot
-                .tables
-                .values()
-                .flat_map(|table| table.partitions.values())
-                .flat_map(|partition| partition.files.values())
-                .filter(|entry| entry.statistics.is_none())
-                .count();
+            let missing = self.engine.index().snapshot().files_without_statistics();
             if missing == 0 {
                 return Ok(());
             }

@@ -1,7 +1,7 @@
 //! The dashboard and its live view on real parts: the page in headless Chromium over the local
-//! pipeline with the real slice (tests/browser/check_dashboard.py), a reconnect with
-//! `Last-Event-ID` that gets exactly the quotes it missed, and `/v1/status` reading the other
-//! services. The stream under load is tests/live_load.rs.
+//! pipeline with the real slice (tests/browser/check_dashboard.py; again at a phone's 375 px), a
+//! reconnect with `Last-Event-ID` that gets exactly the quotes it missed, and `/v1/status` reading
+//! the other services. The stream under load is tests/live_load.rs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -110,6 +110,32 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
     ensure!(produced, "the page never went live: {summary:#}");
     println!("browser test: {summary}");
     println!("screenshot: {}", screenshot.display());
+
+    // The same page at a phone's width: every check but the live one (which the pass above made),
+    // and nothing wider than the viewport.
+    let phone = {
+        let (python, script) = (python.clone(), script.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(&python)
+                .arg(&script)
+                .arg(format!("http://{api}"))
+                .args(["--width", "375", "--height", "812"])
+                .stderr(Stdio::inherit())
+                .output()
+                .with_context(|| format!("starting {}", script.display()))
+        })
+        .await??
+    };
+    let phone_summary = String::from_utf8_lossy(&phone.stdout);
+    ensure!(
+        phone.status.success(),
+        "the browser test at 375 px failed ({}): {phone_summary}",
+        phone.status
+    );
+    println!(
+        "browser test at 375x812: {}",
+        phone_summary.lines().last().unwrap_or_default()
+    );
 
     // A client that disconnects and comes back with Last-Event-ID gets exactly what it missed.
     resume_gets_exactly_the_missed_quotes(api, &kafka, work.path()).await?;

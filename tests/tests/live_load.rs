@@ -1,7 +1,8 @@
 //! The quote stream under load on real parts: a tansu broker, the query API tailing `quotes`,
 //! 50 Server-Sent Events clients while 20,000 quotes are produced — every client gets every quote
 //! in order per symbol, and one stalled client is dropped without slowing the others. Prints the
-//! delivery latency (from the producer's timestamp, and from the API's read of the topic).
+//! delivery latency (from the producer's timestamp, and from the API's read of the topic) and
+//! ingestion's pace with the clients against the same production without them, in the same run.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,9 @@ use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_e2e::sse::SseClient;
 use stockstream_e2e::{Tansu, http_get, kafka_config, stream_quotes};
 use tokio_util::sync::CancellationToken;
+
+/// Symbols of the quotes produced under load (the baseline's are `BASE…`).
+const LOAD_PREFIX: &str = "LOAD";
 
 /// The fields of a quote event the load test checks.
 #[derive(Debug, Deserialize)]
@@ -63,6 +67,10 @@ async fn follow(
         match event.event.as_str() {
             "quote" => {
                 let quote: Received = serde_json::from_str(&event.data)?;
+                if !quote.symbol.starts_with(LOAD_PREFIX) {
+                    // The baseline's tail end, read after this client connected.
+                    continue;
+                }
                 let now = chrono::Utc::now().timestamp_millis();
                 if let Some(stamp) = quote.timestamp_ms {
                     report.latencies_ms.push(now - stamp);
@@ -104,6 +112,8 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
     const DAYS: u32 = 2000;
     const QUOTES: usize = SYMBOLS * DAYS as usize;
     const MAX_LAG: Duration = Duration::from_secs(30);
+    // Quotes per second the producer is paced at, with and without clients.
+    const RATE: f64 = 1000.0;
     let broker = Tansu::start()?;
     let kafka = kafka_config(&broker.bootstrap, "live-load");
     ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
@@ -126,6 +136,12 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
         .address;
     wait_for_tailing(api).await?;
 
+    // Ingestion's baseline: the same production with no client connected.
+    let started = Instant::now();
+    let baseline = stream_quotes(&kafka, "BASE", SYMBOLS, DAYS, RATE, 12)?.await??;
+    let baseline_time = started.elapsed();
+    ensure!(baseline.produced as usize == QUOTES, "{baseline:?}");
+
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(tokio::spawn(follow(api, QUOTES, None, None)));
@@ -135,7 +151,7 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = Instant::now();
-    let produced = stream_quotes(&kafka, "LOAD", SYMBOLS, DAYS, 1000.0, 11)?.await??;
+    let produced = stream_quotes(&kafka, LOAD_PREFIX, SYMBOLS, DAYS, RATE, 11)?.await??;
     let production = started.elapsed();
     ensure!(produced.produced as usize == QUOTES, "{produced:?}");
 
@@ -166,6 +182,13 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
     ensure!(stalled.quotes < QUOTES, "{stalled:?}");
     latencies.sort_unstable();
     fan_out.sort_unstable();
+    println!(
+        "live load: ingestion paced at {RATE:.0}/s took {:.2} s with {CLIENTS} clients connected \
+         and {:.2} s without ({:.3}x; 1.0 = not slowed)",
+        production.as_secs_f64(),
+        baseline_time.as_secs_f64(),
+        production.as_secs_f64() / baseline_time.as_secs_f64(),
+    );
     println!(
         "live load: {CLIENTS} clients x {QUOTES} quotes produced in {:.1} s ({:.0}/s); \
          delivery latency from the producer's timestamp p50 {} ms, p99 {} ms; \

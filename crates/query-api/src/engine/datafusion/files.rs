@@ -102,6 +102,18 @@ pub struct IndexSnapshot {
     pub tables: BTreeMap<String, Arc<TableFiles>>,
 }
 
+impl IndexSnapshot {
+    /// Visible files whose footer has not been read yet.
+    pub fn files_without_statistics(&self) -> usize {
+        self.tables
+            .values()
+            .flat_map(|table| table.partitions.values())
+            .flat_map(|partition| partition.files.values())
+            .filter(|entry| entry.statistics.is_none())
+            .count()
+    }
+}
+
 /// The visible files of the lake, kept current.
 #[derive(Debug)]
 pub struct FileIndex {
@@ -474,13 +486,7 @@ impl FileIndex {
                 }
             }
         }
-        let still_missing = next
-            .tables
-            .values()
-            .flat_map(|table| table.partitions.values())
-            .flat_map(|partition| partition.files.values())
-            .filter(|entry| entry.statistics.is_none())
-            .count();
+        let still_missing = next.files_without_statistics();
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(next);
         }
