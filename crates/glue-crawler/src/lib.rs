@@ -19,6 +19,12 @@
 //!
 //! The service serves `/metrics`, `/health/livez` and `/health/readyz` on `http.listen`
 //! (default `127.0.0.1:9102`).
+//!
+//! Files: `lib.rs` (`run` and the consume → apply → commit loop), `main.rs` (commands: serve,
+//! `crawl`, `sync`, `show`), `config.rs`, `error.rs`, `metrics.rs`, `apply.rs` (events → the
+//! local catalog), `tables.rs` (table definitions from Parquet footers), `crawl.rs` (the catalog
+//! rebuilt from the lake), `glue/` (the Glue catalog: `mod.rs` settings, databases and tables;
+//! `partitions.rs`, `projection.rs`, `crawler.rs`, one per strategy).
 
 mod apply;
 pub mod config;

@@ -18,6 +18,13 @@
 //!
 //! Run it with `stockstream-s3-sink --config sink.toml`; it serves `/metrics`, `/health/livez`
 //! and `/health/readyz` on `http.listen` (default `127.0.0.1:9101`).
+//!
+//! Files: `lib.rs` (`run`: the lake's layout check, the consumer thread and the ops server),
+//! `main.rs` (command line, signals), `config.rs` (`[sink]`, `[http]` and the shared sections),
+//! `error.rs`, `metrics.rs`, `consumer/` (the poll loop: `mod.rs`; `rebalance.rs`,
+//! `partition.rs` — resume and redo per partition, `dead_letter.rs`, `flush.rs` — triggers,
+//! fencing, write, announce, commit), `writer.rs` (rows → Parquet files per partition path),
+//! `progress.rs` (flush intents in the lake and the table layout's lock).
 
 pub mod config;
 mod consumer;

@@ -1,0 +1,139 @@
+//! The `partitions` strategy: new partitions registered with `BatchCreatePartition`, at most
+//! [`BATCH_LIMIT`] per call; `AlreadyExistsException` counts as success, other per-partition
+//! errors are retried, then reported.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_glue::types::PartitionInput;
+use stockstream_common::events::LakeCommitEvent;
+use stockstream_common::lake::partition_path;
+
+use super::{GlueCatalog, GlueOutcome, glue_error, storage_descriptor};
+use crate::error::{Error, Result};
+use crate::tables::file_columns;
+
+/// Most partitions per `BatchCreatePartition` call (Glue's limit).
+const BATCH_LIMIT: usize = 100;
+/// Attempts for partitions that fail with a retryable error.
+const PARTITION_ATTEMPTS: u32 = 3;
+
+impl GlueCatalog {
+    pub(super) async fn register_partitions(
+        &mut self,
+        table: &str,
+        events: &[&LakeCommitEvent],
+        outcome: &mut GlueOutcome,
+    ) -> Result<()> {
+        let Some(state) = self.tables.get(table) else {
+            return Ok(());
+        };
+        let mut wanted: BTreeMap<Vec<String>, String> = BTreeMap::new();
+        for event in events {
+            let values: Vec<String> = event
+                .partition
+                .iter()
+                .map(|value| value.value.clone())
+                .collect();
+            if !state.partitions.contains(&values) {
+                let location = format!(
+                    "{}{}/",
+                    self.location(&event.table_location),
+                    partition_path(&event.partition)
+                );
+                wanted.insert(values, location);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        // The table's columns are known; only a table registered by someone else without any
+        // makes the footer of a file necessary.
+        let columns = if state.columns.is_empty() {
+            let key = events
+                .last()
+                .map(|event| event.object_key.clone())
+                .unwrap_or_default();
+            file_columns(self.store.as_ref(), &key).await?
+        } else {
+            state.columns.clone()
+        };
+        let mut pending: Vec<(Vec<String>, String)> = wanted.into_iter().collect();
+        let mut attempt = 0;
+        let mut last_errors = Vec::new();
+        while !pending.is_empty() {
+            attempt += 1;
+            let mut retry = Vec::new();
+            last_errors.clear();
+            for chunk in pending.chunks(BATCH_LIMIT) {
+                let inputs = chunk
+                    .iter()
+                    .map(|(values, location)| {
+                        Ok(PartitionInput::builder()
+                            .set_values(Some(values.clone()))
+                            .storage_descriptor(storage_descriptor(&columns, location)?)
+                            .build())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let answer = self
+                    .client
+                    .batch_create_partition()
+                    .database_name(&self.database)
+                    .table_name(table)
+                    .set_partition_input_list(Some(inputs))
+                    .send()
+                    .await
+                    .map_err(|error| glue_error("BatchCreatePartition", error))?;
+                let mut failed: HashSet<Vec<String>> = HashSet::new();
+                let mut existing: HashSet<Vec<String>> = HashSet::new();
+                for error in answer.errors() {
+                    let values = error.partition_values().to_vec();
+                    let code = error
+                        .error_detail()
+                        .and_then(|detail| detail.error_code())
+                        .unwrap_or("");
+                    if code == "AlreadyExistsException" {
+                        existing.insert(values);
+                    } else {
+                        let message = error
+                            .error_detail()
+                            .and_then(|detail| detail.error_message())
+                            .unwrap_or("");
+                        last_errors.push(format!("{values:?}: {code} {message}"));
+                        failed.insert(values);
+                    }
+                }
+                for (values, location) in chunk {
+                    if failed.contains(values) {
+                        retry.push((values.clone(), location.clone()));
+                        continue;
+                    }
+                    if let Some(state) = self.tables.get_mut(table) {
+                        state.partitions.insert(values.clone());
+                    }
+                    if existing.contains(values) {
+                        outcome.partitions_existing += 1;
+                    } else {
+                        outcome.partitions_registered += 1;
+                    }
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            if attempt >= PARTITION_ATTEMPTS {
+                return Err(Error::Glue {
+                    operation: "BatchCreatePartition",
+                    message: format!(
+                        "{} partition(s) still failing after {attempt} attempts: {}",
+                        retry.len(),
+                        last_errors.join("; ")
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            pending = retry;
+        }
+        Ok(())
+    }
+}

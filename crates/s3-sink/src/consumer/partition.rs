@@ -1,0 +1,336 @@
+//! Where each partition stands against the lake — resume after the last flush, or redo an
+//! unfinished one — and what the loop does with each message: skip, collect for the redo, or
+//! buffer for the next flush.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::Offset;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Message};
+use stockstream_common::lake::LakeRow;
+
+use super::Sink;
+use super::rebalance::SinkConsumer;
+use crate::error::Result;
+use crate::metrics;
+use crate::progress::{FlushIntent, latest_intent};
+use crate::writer::{FLUSH_WORKSPACE_PER_ROW, encode_files};
+
+/// What to do with a consumed message.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The lake already holds it.
+    Skip,
+    /// It belongs to an unfinished flush being replayed; `last` completes the range.
+    CollectRedo { last: bool },
+    /// It lies past an unfinished flush whose range had gaps: finish that flush, then buffer it.
+    FinishRedoThenBuffer,
+    /// Buffer it for the next flush.
+    Buffer,
+}
+
+/// Where a partition stands relative to the lake.
+#[derive(Debug)]
+pub(super) enum Resume {
+    /// Offsets below this are in the lake already.
+    From(i64),
+    /// The latest flush did not finish: re-read its range and write its files again.
+    Redo {
+        intent: FlushIntent,
+        rows: BTreeMap<i64, Option<LakeRow>>,
+    },
+}
+
+impl Resume {
+    /// The first offset the sink still needs from Kafka.
+    pub(super) fn next_offset(&self) -> i64 {
+        match self {
+            Resume::From(next) => *next,
+            Resume::Redo { intent, .. } => intent.start_offset,
+        }
+    }
+}
+
+/// Moves the consumer of `topic`/`partition` to `target`; false (logged) if the seek failed.
+pub(super) fn seek(
+    consumer: &SinkConsumer,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    target: i64,
+) -> bool {
+    match consumer.seek(
+        topic,
+        partition,
+        Offset::Offset(target),
+        Duration::from_secs(10),
+    ) {
+        Ok(()) => {
+            tracing::info!(
+                partition,
+                from,
+                to = target,
+                "seeked to the lake's position"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::warn!(partition, %error, "seek failed, filtering records instead");
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct PartitionState {
+    pub(super) resume: Resume,
+    /// Whether the loop already decided to seek on this partition's first message.
+    pub(super) positioned: bool,
+    pub(super) buffer: Vec<LakeRow>,
+    /// Memory held by `buffer`: its allocated capacity plus the symbols' heap blocks.
+    pub(super) buffered_bytes: usize,
+    /// The symbols' heap blocks alone.
+    pub(super) symbol_bytes: usize,
+    /// First and last offsets consumed since the last flush (dead letters included).
+    pub(super) pending: Option<(i64, i64)>,
+    pub(super) pending_since: Option<Instant>,
+    pub(super) oldest_timestamp_ms: Option<i64>,
+}
+
+impl PartitionState {
+    pub(super) fn new(resume: Resume) -> Self {
+        Self {
+            resume,
+            positioned: false,
+            buffer: Vec::new(),
+            buffered_bytes: 0,
+            symbol_bytes: 0,
+            pending: None,
+            pending_since: None,
+            oldest_timestamp_ms: None,
+        }
+    }
+}
+
+impl Sink {
+    /// Loads where `partition` stands in the lake; re-announces its latest files (idempotent).
+    pub(super) fn load_state(&mut self, partition: i32) -> Result<PartitionState> {
+        let topic = self.topic().to_string();
+        let store = self.store.clone();
+        let latest = self.lake_call("reading flush intents", || {
+            latest_intent(store.as_ref(), &topic, partition)
+        })?;
+        let Some(intent) = latest else {
+            tracing::info!(partition, "no flush of this partition in the lake yet");
+            return Ok(PartitionState::new(Resume::From(0)));
+        };
+        let complete = self.lake_call("checking a flush's files", || {
+            intent.is_complete(store.as_ref())
+        })?;
+        if complete {
+            tracing::info!(
+                partition,
+                next_offset = intent.end_offset + 1,
+                "resuming after the lake's last flush"
+            );
+            self.announce(&intent)?;
+            Ok(PartitionState::new(Resume::From(intent.end_offset + 1)))
+        } else {
+            tracing::warn!(
+                partition,
+                start_offset = intent.start_offset,
+                end_offset = intent.end_offset,
+                "the last flush did not finish, replaying its range"
+            );
+            Ok(PartitionState::new(Resume::Redo {
+                intent,
+                rows: BTreeMap::new(),
+            }))
+        }
+    }
+
+    pub(super) fn handle(
+        &mut self,
+        consumer: &SinkConsumer,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<()> {
+        let partition = message.partition();
+        let offset = message.offset();
+        if !self.assigned.contains(&partition) {
+            return Ok(());
+        }
+        if !self.partitions.contains_key(&partition) {
+            let state = self.load_state(partition)?;
+            self.partitions.insert(partition, state);
+        }
+        if self.position(consumer, partition, offset) {
+            return Ok(());
+        }
+        let step = match self.partitions.get(&partition).map(|state| &state.resume) {
+            Some(Resume::Redo { intent, .. }) if offset < intent.start_offset => Step::Skip,
+            Some(Resume::Redo { intent, .. }) if offset <= intent.end_offset => Step::CollectRedo {
+                last: offset == intent.end_offset,
+            },
+            Some(Resume::Redo { .. }) => Step::FinishRedoThenBuffer,
+            Some(Resume::From(next)) if offset < *next => Step::Skip,
+            _ => Step::Buffer,
+        };
+        match step {
+            Step::Skip => {
+                metrics::skipped_already_in_lake(1);
+                return Ok(());
+            }
+            Step::CollectRedo { last } => {
+                let row = self.decode_or_dead_letter(message)?;
+                if let Some(Resume::Redo { rows, .. }) = self
+                    .partitions
+                    .get_mut(&partition)
+                    .map(|state| &mut state.resume)
+                {
+                    rows.insert(offset, row);
+                }
+                if last {
+                    self.finish_redo(consumer, partition)?;
+                }
+                return Ok(());
+            }
+            Step::FinishRedoThenBuffer => {
+                tracing::warn!(
+                    partition,
+                    offset,
+                    "the unfinished flush's range has gaps; finishing it with what Kafka holds"
+                );
+                self.finish_redo(consumer, partition)?;
+            }
+            Step::Buffer => {}
+        }
+        let row = self.decode_or_dead_letter(message)?;
+        let timestamp = message.timestamp().to_millis();
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            if let Some(row) = row {
+                state.symbol_bytes += heap_block(row.quote.symbol.capacity());
+                state.buffer.push(row);
+                // The vector's capacity, not its length: growth doubles the allocation.
+                state.buffered_bytes = state.buffer.capacity()
+                    * (std::mem::size_of::<LakeRow>() + FLUSH_WORKSPACE_PER_ROW)
+                    + state.symbol_bytes;
+            }
+            state.pending = Some(match state.pending {
+                Some((first, _)) => (first, offset),
+                None => (offset, offset),
+            });
+            state.pending_since.get_or_insert_with(Instant::now);
+            if state.oldest_timestamp_ms.is_none() {
+                state.oldest_timestamp_ms = timestamp;
+            }
+        }
+        Ok(())
+    }
+
+    /// On a partition's first message, seeks to where the lake says to start, if that is elsewhere.
+    /// Returns true when the message must be ignored because the consumer moved.
+    pub(super) fn position(
+        &mut self,
+        consumer: &SinkConsumer,
+        partition: i32,
+        offset: i64,
+    ) -> bool {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
+        if state.positioned {
+            return false;
+        }
+        state.positioned = true;
+        let target = match &state.resume {
+            Resume::From(next) if offset < *next => *next,
+            Resume::Redo { intent, .. } if offset != intent.start_offset => intent.start_offset,
+            _ => return false,
+        };
+        if !seek(consumer, self.topic(), partition, offset, target) {
+            return false;
+        }
+        if target > offset {
+            // Records jumped over because the lake already holds them.
+            metrics::skipped_already_in_lake((target - offset) as u64);
+        }
+        true
+    }
+
+    pub(super) fn finish_redo(&mut self, consumer: &SinkConsumer, partition: i32) -> Result<()> {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return Ok(());
+        };
+        let Resume::Redo { intent, rows } = std::mem::replace(&mut state.resume, Resume::From(0))
+        else {
+            return Ok(());
+        };
+        let rows: Vec<LakeRow> = rows.into_values().flatten().collect();
+        let files = encode_files(
+            &self.config.sink.partition_template,
+            &intent.topic,
+            partition,
+            rows,
+            intent.ingested_at,
+            self.config.sink.row_group_size.get(),
+            &self.schema_fingerprint,
+        )?;
+        let planned: Vec<&str> = intent
+            .files
+            .iter()
+            .map(|file| file.object_key.as_str())
+            .collect();
+        let rebuilt: Vec<&str> = files
+            .iter()
+            .map(|file| file.event.object_key.as_str())
+            .collect();
+        if planned != rebuilt {
+            tracing::warn!(
+                partition,
+                ?planned,
+                ?rebuilt,
+                "replayed range yields other files than the intent named"
+            );
+        }
+        // Older intents left by the crash are listed, and removed, by the next regular flush.
+        self.write_and_commit(consumer, &intent, files, &[], "recovery")?;
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.resume = Resume::From(intent.end_offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Forgets what the sink holds of `partition` and moves the consumer to where the lake says
+    /// the partition stands (forwards or backwards).
+    /// `from` is the offset after the dropped buffer, where the consumer stands.
+    pub(super) fn reload_from_lake(
+        &mut self,
+        consumer: &SinkConsumer,
+        partition: i32,
+        from: i64,
+    ) -> Result<()> {
+        let mut state = self.load_state(partition)?;
+        // If the seek fails, the next message's offset decides, like after an assignment.
+        state.positioned = seek(
+            consumer,
+            self.topic(),
+            partition,
+            from,
+            state.resume.next_offset(),
+        );
+        self.partitions.insert(partition, state);
+        self.publish_buffered();
+        Ok(())
+    }
+}
+
+/// Bytes the allocator uses for a heap block of `size` bytes (glibc malloc: an 8-byte header,
+/// 16-byte granularity, 32 bytes at least); empty strings allocate nothing.
+fn heap_block(size: usize) -> usize {
+    if size == 0 {
+        0
+    } else {
+        (size + 8).next_multiple_of(16).max(32)
+    }
+}
