@@ -109,7 +109,9 @@ test: export AWS_EC2_METADATA_DISABLED = true
 .PHONY: test
 test: tools lint ## Install what tests need, then run every test (unit, end-to-end, deploy checks)
 	@test -f "$(STOCKSTREAM_TEST_DATA)" || { echo "test data missing: $(STOCKSTREAM_TEST_DATA) (set STOCKSTREAM_TEST_DATA to indexProcessed-HSI-1986-2010.csv)"; exit 1; }
-	cargo build --workspace --bins
+	@# Bins and tests in one build: the tests' dev-dependencies switch on features (aws-smithy
+	@# test-util, serde's) that would otherwise make `cargo test` rebuild most of the tree again.
+	cargo build --workspace --bins --tests
 	set -o pipefail; cargo test --workspace -- --test-threads=2 2>&1 | tee $(TARGET_DIR)/test-output.log
 	@scripts/verify-deploy.sh
 	@awk '/^test result:/ {passed += $$4; failed += $$6} END {printf "tests: %d passed, %d failed\n", passed, failed}' $(TARGET_DIR)/test-output.log
