@@ -74,7 +74,7 @@ bench-catalog: tools ## Benchmark: time from a new partition's first record to i
 
 .PHONY: bench-live
 bench-live: tools ## Benchmark: real-time SQL freshness (200 samples) and the quote stream with 50 clients (prints p50/p99)
-	cargo test -p stockstream-e2e --test live_sql --test live_load -- --nocapture --test-threads=1
+	cargo test -p stockstream-e2e --test live_sql --test live_load -- --include-ignored --nocapture --test-threads=1
 
 .PHONY: dist
 dist: ## Build release binaries and pack them with units, env files, docs and install.sh into dist/*.tar.gz
