@@ -396,13 +396,7 @@ impl GlueCatalog {
             .build()
             .map_err(|error| glue_error("building the table", error))?;
         if exists {
-            self.client
-                .update_table()
-                .database_name(&self.database)
-                .table_input(input)
-                .send()
-                .await
-                .map_err(|error| glue_error("UpdateTable", error))?;
+            self.update_table(input).await?;
             tracing::info!(table, fingerprint = %event.schema_fingerprint, "Glue table schema updated");
             outcome.tables_updated += 1;
         } else {
@@ -432,6 +426,18 @@ impl GlueCatalog {
             state.partition_keys = event.partition_keys.clone();
             state.columns = columns;
         }
+        Ok(())
+    }
+
+    /// Replaces a table's definition (`UpdateTable`).
+    async fn update_table(&self, input: TableInput) -> Result<()> {
+        self.client
+            .update_table()
+            .database_name(&self.database)
+            .table_input(input)
+            .send()
+            .await
+            .map_err(|error| glue_error("UpdateTable", error))?;
         Ok(())
     }
 

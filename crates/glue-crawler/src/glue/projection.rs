@@ -51,13 +51,7 @@ impl GlueCatalog {
         let input = input
             .build()
             .map_err(|error| glue_error("building the table", error))?;
-        self.client
-            .update_table()
-            .database_name(&self.database)
-            .table_input(input)
-            .send()
-            .await
-            .map_err(|error| glue_error("UpdateTable", error))?;
+        self.update_table(input).await?;
         tracing::info!(table, "partition projection extended");
         outcome.tables_updated += 1;
         Ok(())
