@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session};
-use datafusion::common::{DFSchema, ScalarValue, plan_err};
+use datafusion::common::{DFSchema, ScalarValue, Statistics, plan_err};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -143,6 +143,26 @@ impl LakeTable {
     }
 }
 
+/// The scan's statistics: exact sums when every file's footer has been read, unknown otherwise.
+///
+/// DataFusion merges the statistics of the files that have them and skips the others, so a mix
+/// (new files whose footers the index has not read yet) would claim an exact row count that leaves
+/// those files out, and `count(*)` would be answered from it short of their rows.
+fn scan_statistics(
+    groups: Vec<FileGroup>,
+    schema: &SchemaRef,
+) -> DfResult<(Vec<FileGroup>, Statistics)> {
+    let complete = groups
+        .iter()
+        .flat_map(|group| group.iter())
+        .all(|file| file.statistics.is_some());
+    if complete {
+        compute_all_files_statistics(groups, schema.clone(), true, false)
+    } else {
+        Ok((groups, Statistics::new_unknown(schema)))
+    }
+}
+
 #[async_trait::async_trait]
 impl TableProvider for LakeTable {
     fn schema(&self) -> SchemaRef {
@@ -233,8 +253,7 @@ impl LakeTable {
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
-        let (groups, statistics) =
-            compute_all_files_statistics(groups, self.files.schema.clone(), true, false)?;
+        let (groups, statistics) = scan_statistics(groups, &self.files.schema)?;
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let table_schema = TableSchema::builder(self.files.file_schema.clone())
             .with_table_partition_cols(self.files.partition_fields.clone())
@@ -249,5 +268,47 @@ impl LakeTable {
         .with_limit(limit)
         .build();
         format.create_physical_plan(state, config).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field};
+    use datafusion::common::stats::Precision;
+
+    use super::*;
+
+    fn file(name: &str, rows: Option<usize>, schema: &Schema) -> PartitionedFile {
+        let file = PartitionedFile::new(name, 100);
+        match rows {
+            Some(rows) => file.with_statistics(Arc::new(
+                Statistics::new_unknown(schema).with_num_rows(Precision::Exact(rows)),
+            )),
+            None => file,
+        }
+    }
+
+    #[test]
+    fn statistics_are_exact_only_when_every_file_has_them() -> DfResult<()> {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
+            "close",
+            DataType::Float64,
+            true,
+        )]));
+        let all = vec![FileGroup::new(vec![
+            file("a.parquet", Some(10), &schema),
+            file("b.parquet", Some(5), &schema),
+        ])];
+        let (_, statistics) = scan_statistics(all, &schema)?;
+        assert_eq!(statistics.num_rows, Precision::Exact(15));
+        // One footer not read yet: the 10 rows known must not pass for the whole count.
+        let mixed = vec![
+            FileGroup::new(vec![file("a.parquet", Some(10), &schema)]),
+            FileGroup::new(vec![file("new.parquet", None, &schema)]),
+        ];
+        let (groups, statistics) = scan_statistics(mixed, &schema)?;
+        assert_eq!(statistics.num_rows, Precision::Absent);
+        assert_eq!(groups.len(), 2);
+        Ok(())
     }
 }
