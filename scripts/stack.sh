@@ -37,8 +37,27 @@ daemonize() { # logfile pidfile workdir command...
   echo $! >"$pidfile"
 }
 
-alive() { # pidfile
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+# Whether process $1 runs: a killed process that nobody has reaped yet (a zombie, state Z, which
+# `kill -0` still reports; this machine's init reaps late or never) or one that is exiting (X)
+# counts as stopped, and so does a pid reused by another program (its command line must name $2).
+pid_alive() { # pid [expected name in its command line]
+  local pid=$1 expected=${2:-} stat state
+  [ -n "$pid" ] || return 1
+  if [ -r "/proc/$pid/stat" ]; then
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    case "$state" in Z | X | x | "") return 1 ;; esac
+    if [ -n "$expected" ]; then
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$expected" || return 1
+    fi
+    return 0
+  fi
+  kill -0 "$pid" 2>/dev/null # no /proc (not Linux)
+}
+
+alive() { # pidfile [expected name]
+  [ -f "$1" ] && pid_alive "$(cat "$1")" "${2:-}"
 }
 
 port_open() { # host:port
@@ -84,7 +103,7 @@ start_broker() {
     say "using the Kafka cluster at $KAFKA_BOOTSTRAP (no local broker started)"
     return
   fi
-  if alive "$VAR/run/tansu.pid"; then
+  if alive "$VAR/run/tansu.pid" tansu; then
     say "tansu already running (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP"
     return
   fi
@@ -109,7 +128,7 @@ start_broker() {
 start_service() { # service
   local name=$1 pidfile="$VAR/run/$1.pid" listen
   listen=$(listen_of "$name")
-  if alive "$pidfile"; then
+  if alive "$pidfile" "stockstream-$name"; then
     say "$name already running (pid $(cat "$pidfile"))"
     return
   fi
@@ -128,19 +147,19 @@ start_service() { # service
   say "$name ready (pid $(cat "$pidfile")) on http://$listen"
 }
 
-stop_pid() { # name pidfile seconds
-  local name=$1 pidfile=$2 seconds=$3 pid
-  if ! alive "$pidfile"; then
+stop_pid() { # name pidfile seconds expected-command
+  local name=$1 pidfile=$2 seconds=$3 expected=$4 pid
+  if ! alive "$pidfile" "$expected"; then
     rm -f "$pidfile"
     return
   fi
   pid=$(cat "$pidfile")
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 $((seconds * 5))); do
-    kill -0 "$pid" 2>/dev/null || break
+    pid_alive "$pid" || break
     sleep 0.2
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pid"; then
     say "$name (pid $pid) did not stop within ${seconds}s, killing it"
     kill -KILL "$pid" 2>/dev/null || true
   fi
@@ -156,14 +175,14 @@ case "${1:-}" in
     ;;
   stop)
     # Reverse order: the API first, the sink drains (flush, commit) before the broker goes.
-    stop_pid query-api "$VAR/run/query-api.pid" 40
-    stop_pid glue-crawler "$VAR/run/glue-crawler.pid" 40
-    stop_pid s3-sink "$VAR/run/s3-sink.pid" 70
-    stop_pid tansu "$VAR/run/tansu.pid" 20
+    stop_pid query-api "$VAR/run/query-api.pid" 40 stockstream-query-api
+    stop_pid glue-crawler "$VAR/run/glue-crawler.pid" 40 stockstream-glue-crawler
+    stop_pid s3-sink "$VAR/run/s3-sink.pid" 70 stockstream-s3-sink
+    stop_pid tansu "$VAR/run/tansu.pid" 20 tansu
     ;;
   status)
     for name in tansu "${SERVICES[@]}"; do
-      if alive "$VAR/run/$name.pid"; then echo "$name: running (pid $(cat "$VAR/run/$name.pid"))"; else echo "$name: stopped"; fi
+      if alive "$VAR/run/$name.pid" "$name"; then echo "$name: running (pid $(cat "$VAR/run/$name.pid"))"; else echo "$name: stopped"; fi
     done
     ;;
   *)

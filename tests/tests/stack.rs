@@ -1,6 +1,6 @@
 //! Black-box test of the `make run` path: `scripts/run.sh` and `scripts/stack.sh` start the real
 //! binaries and a tansu broker (on free ports, state in a temporary directory), replay the real
-//! slice, stop everything, start again, and replay again.
+//! slice, restart a sink killed with SIGKILL, stop everything, start again, and replay again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,6 +107,26 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
             .await?,
         5693
     );
+
+    // A sink killed with SIGKILL is restarted by the next `stack.sh start`, at once: the killed
+    // process stays a zombie until something reaps it, and `kill -0` alone calls that running.
+    let pid_file = stack.var.path().join("run").join("s3-sink.pid");
+    let killed = std::fs::read_to_string(&pid_file)?.trim().to_string();
+    let status = Command::new("kill").args(["-KILL", &killed]).status()?;
+    assert!(status.success(), "kill -KILL {killed}");
+    let restarted = stack.script("stack.sh", &["start"], None)?;
+    assert!(
+        restarted.contains("s3-sink ready (pid") && !restarted.contains("s3-sink already running"),
+        "{restarted}"
+    );
+    assert!(
+        restarted.contains("query-api already running"),
+        "{restarted}"
+    );
+    let new_pid = std::fs::read_to_string(&pid_file)?.trim().to_string();
+    assert_ne!(new_pid, killed, "the pid file still names the killed sink");
+    let status = stack.script("stack.sh", &["status"], None)?;
+    assert!(status.contains("s3-sink: running"), "{status}");
 
     // make stop; make run: nothing lost, nothing sent or written twice.
     let stopped = stack.script("stack.sh", &["stop"], None)?;
