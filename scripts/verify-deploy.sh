@@ -2,7 +2,8 @@
 # Checks the deploy/ files: every systemd unit (the four services, the probe and its timer) with
 # `systemd-analyze verify`, where any output at all is a failure (unknown keys are only warnings
 # with exit 0), against the binaries just built (ExecStart is pointed at $STOCKSTREAM_BIN and the
-# probe at deploy/ in a temporary copy); the services' hardening; and the shell scripts with
+# probe at deploy/ in a temporary copy); the services' hardening and their exposure score
+# (`systemd-analyze security`, SAFE or OK); and the shell scripts with
 # `sh -n`. Installs systemd's tools from Debian if they are missing. The installed tree is checked
 # again from the release tarball by tests/tests/infra.rs.
 set -euo pipefail
@@ -44,6 +45,18 @@ for unit in "$ROOT"/deploy/*.service "$ROOT"/deploy/*.timer; do
     fail "$name has problems:"
     echo "$output"
   fi
+done
+
+# Exposure as systemd scores it (0 = most locked down, 10 = unprotected): every unit must be
+# "SAFE" or "OK"; the level of each is printed for the record (docs/aws.md lists them).
+for unit in "$ROOT"/deploy/*.service; do
+  name=$(basename "$unit")
+  level=$(cd "$tmp" && systemd-analyze security --offline=true --no-pager "$tmp/$name" 2>&1 |
+    sed -n 's/^→ Overall exposure level for [^:]*: //p')
+  case "$level" in
+    *SAFE* | *OK*) echo "verify-deploy: $name exposure $level" ;;
+    *) fail "$name exposure is ${level:-unknown} (want SAFE or OK): see systemd-analyze security" ;;
+  esac
 done
 
 for script in "$ROOT/deploy/stockstream-probe" "$ROOT/deploy/install.sh" "$ROOT/deploy/aws/setup-host.sh"; do
