@@ -97,9 +97,11 @@ fmt: ## Format the code
 	cargo fmt --all
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings denied
+lint: ## rustfmt check, clippy with warnings denied, the dependency policy (deny.toml)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	python3 scripts/check_deps.py --self-test
+	python3 scripts/check_deps.py
 
 # Tests talk to moto, never to AWS: dummy credentials, no instance-metadata lookups.
 test: export AWS_ACCESS_KEY_ID = stockstream-test
