@@ -2,7 +2,7 @@
 
 use stockstream_common::catalog::Catalog;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::lake::LakeStore;
+use stockstream_common::lake::{LakeStore, partition_path};
 
 use crate::error::Result;
 use crate::tables::{FINGERPRINT_PARAMETER, add_partition, database_mut, file_columns, new_table};
@@ -28,7 +28,9 @@ impl ApplyOutcome {
 /// Applies events to `catalog`. Idempotent: applying the same events again changes nothing.
 ///
 /// A new table, or an event whose schema fingerprint differs from the table's, makes the service
-/// read that file's Parquet footer for the column definitions, as a Glue crawler would.
+/// read that file's Parquet footer for the column definitions, as a Glue crawler would; a new
+/// partition is registered only if the event's file exists. A missing or unreadable file is an
+/// error naming its key, which the service blames on the event (see `poison`).
 pub async fn apply_events(
     catalog: &mut Catalog,
     database: &str,
@@ -80,10 +82,19 @@ pub async fn apply_events(
             }
             Some(true) => {}
         }
-        if let Some(table) = database_mut(catalog, database).tables.get_mut(&event.table)
-            && add_partition(table, &event.partition)
-        {
-            outcome.partitions_added += 1;
+        if let Some(table) = database_mut(catalog, database).tables.get_mut(&event.table) {
+            let path = partition_path(&event.partition);
+            // A new partition must hold the file that announces it (an event naming a missing
+            // file is set aside, see `poison`); known partitions cost no request.
+            if !table.partitions.contains_key(&path) && !store.exists(&event.object_key).await? {
+                return Err(stockstream_common::Error::NotFound {
+                    key: event.object_key.clone(),
+                }
+                .into());
+            }
+            if add_partition(table, &event.partition) {
+                outcome.partitions_added += 1;
+            }
         }
     }
     Ok(outcome)

@@ -22,7 +22,8 @@
 //!
 //! Files: `lib.rs` (`run` and the consume → apply → commit loop), `main.rs` (commands: serve,
 //! `crawl`, `sync`, `show`), `config.rs`, `error.rs`, `metrics.rs`, `apply.rs` (events → the
-//! local catalog), `tables.rs` (table definitions from Parquet footers), `crawl.rs` (the catalog
+//! local catalog), `poison.rs` (events set aside on the dead-letter topic instead of stalling
+//! the service), `tables.rs` (table definitions from Parquet footers), `crawl.rs` (the catalog
 //! rebuilt from the lake), `glue/` (the Glue catalog: `mod.rs` settings, databases and tables;
 //! `partitions.rs`, `projection.rs`, `crawler.rs`, one per strategy).
 
@@ -32,6 +33,7 @@ mod crawl;
 pub mod error;
 pub mod glue;
 mod metrics;
+mod poison;
 mod tables;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ use stockstream_common::http::{Readiness, ops_router, serve_while};
 use stockstream_common::kafka::{consumer_config, ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, open_store};
 use stockstream_common::telemetry::metrics_handle;
+
+use crate::poison::{DeadLetters, Received, SetAside};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::apply::{ApplyOutcome, apply_events};
@@ -296,6 +300,7 @@ async fn follow_commits(
             source: error,
         })?;
     readiness.set("kafka", true, format!("subscribed to {topic}"));
+    let dead_letters = DeadLetters::new(&config.kafka)?;
     tracing::info!(%topic, database, "following lake commits");
     let mut ticker = tokio::time::interval(config.crawler.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -315,29 +320,19 @@ async fn follow_commits(
             }
             received = consumer.recv() => received,
         };
-        let mut batch = Vec::new();
+        let mut received = Vec::new();
         let mut offsets = TopicPartitionList::new();
         let mut record = |message: &rdkafka::message::BorrowedMessage<'_>,
-                          batch: &mut Vec<LakeCommitEvent>| {
+                          received: &mut Vec<Received>| {
             let _ = offsets.add_partition_offset(
                 message.topic(),
                 message.partition(),
                 Offset::Offset(message.offset() + 1),
             );
-            match message
-                .payload()
-                .map(serde_json::from_slice::<LakeCommitEvent>)
-            {
-                Some(Ok(event)) => batch.push(event),
-                Some(Err(error)) => {
-                    metrics::events_rejected(1);
-                    tracing::warn!(partition = message.partition(), offset = message.offset(), %error, "skipping an undecodable lake commit event");
-                }
-                None => metrics::events_rejected(1),
-            }
+            received.push(Received::new(message));
         };
         match first {
-            Ok(message) => record(&message, &mut batch),
+            Ok(message) => record(&message, &mut received),
             Err(error) => {
                 tracing::warn!(%error, %topic, "consumer error");
                 readiness.set("kafka", false, error.to_string());
@@ -347,11 +342,11 @@ async fn follow_commits(
         }
         let window = tokio::time::sleep(config.crawler.batch_window);
         tokio::pin!(window);
-        while batch.len() < MAX_BATCH {
+        while received.len() < MAX_BATCH {
             tokio::select! {
                 () = &mut window => break,
-                received = consumer.recv() => match received {
-                    Ok(message) => record(&message, &mut batch),
+                next = consumer.recv() => match next {
+                    Ok(message) => record(&message, &mut received),
                     Err(error) => {
                         tracing::warn!(%error, %topic, "consumer error");
                         break;
@@ -361,30 +356,66 @@ async fn follow_commits(
         }
         readiness.set("kafka", true, format!("subscribed to {topic}"));
         // The batch is applied before its offsets are committed; a refusal (throttling, an
-        // outage, missing permissions) is retried with backoff and shows on /health/readyz.
+        // outage, missing permissions) is retried with backoff and shows on /health/readyz. An
+        // event at fault (see `poison`) is set aside instead, and the rest applied at once.
+        let (mut batch, mut set_aside) = split_received(received);
         let mut backoff = Duration::from_secs(1);
         loop {
-            match backend.apply(&batch).await {
-                Ok(()) => {
-                    readiness.set("catalog", true, backend.describe());
-                    break;
-                }
-                Err(error) => {
-                    tracing::error!(%error, retryable = error.is_retryable(), retry_in = ?backoff, "applying lake commits failed");
-                    readiness.set("catalog", false, error.to_string());
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(backoff) => {}
+            let events: Vec<LakeCommitEvent> =
+                batch.iter().map(|(_, event)| event.clone()).collect();
+            let failure = match backend.apply(&events).await {
+                Ok(()) => match dead_letters.send(&set_aside).await {
+                    Ok(()) => {
+                        readiness.set("catalog", true, backend.describe());
+                        break;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    // Sent again with the retry: dead letters are delivered at least once.
+                    Err(error) => error,
+                },
+                Err(error) => {
+                    if let Some(key) = poison::blamed_key(&error).map(str::to_string) {
+                        let reason = error.to_string();
+                        let (blamed, kept): (Vec<_>, Vec<_>) = batch
+                            .into_iter()
+                            .partition(|(_, event)| event.object_key == key);
+                        batch = kept;
+                        if !blamed.is_empty() {
+                            set_aside.extend(blamed.into_iter().map(|(message, _)| SetAside {
+                                message,
+                                reason: reason.clone(),
+                            }));
+                            continue;
+                        }
+                    }
+                    error
                 }
+            };
+            tracing::error!(error = %failure, retryable = failure.is_retryable(), retry_in = ?backoff, "applying lake commits failed");
+            readiness.set("catalog", false, failure.to_string());
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
             }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         if let Err(error) = consumer.commit(&offsets, CommitMode::Sync) {
             tracing::warn!(%error, "offset commit failed; the events will be applied again (harmlessly)");
         }
     }
     Ok(())
+}
+
+/// The decoded, consistent events of a batch (with their messages), and the messages set aside.
+fn split_received(received: Vec<Received>) -> (Vec<(Received, LakeCommitEvent)>, Vec<SetAside>) {
+    let mut events = Vec::new();
+    let mut set_aside = Vec::new();
+    for message in received {
+        match message.event.clone() {
+            Ok(event) => events.push((message, event)),
+            Err(reason) => set_aside.push(SetAside { message, reason }),
+        }
+    }
+    (events, set_aside)
 }
 
 async fn apply_batch(

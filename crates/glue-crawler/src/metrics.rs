@@ -7,9 +7,10 @@ pub(crate) fn events_applied(count: u64) {
     counter!("stockstream_catalog_events_applied_total").increment(count);
 }
 
-/// Events that could not be decoded or applied.
-pub(crate) fn events_rejected(count: u64) {
-    counter!("stockstream_catalog_events_rejected_total").increment(count);
+/// Messages set aside on the dead-letter topic (undecodable, inconsistent, or naming a file that
+/// is missing or unreadable).
+pub(crate) fn events_dead_lettered(count: u64) {
+    counter!("stockstream_catalog_events_dead_lettered_total").increment(count);
 }
 
 /// Partitions newly registered.

@@ -1,0 +1,332 @@
+//! Events the catalog cannot take are set aside, never retried forever.
+//!
+//! A `lake.commits` message that is not an event, an event that contradicts itself (a file
+//! outside its table, partition values that are not its path), or one whose file is missing or
+//! unreadable when the catalog needs it, would otherwise stop the service: its batch fails, is
+//! retried, fails again, and every later commit waits behind it. Such a message goes to the
+//! dead-letter topic (`kafka.topics.dlq`) with the reason and its origin — the sink's dead-letter
+//! headers with stage `glue-crawler` — and is counted
+//! (`stockstream_catalog_events_dead_lettered_total`); the rest of its batch is applied, and the
+//! offsets are committed only after the dead letters are delivered, so nothing is lost.
+//! Failures of the catalog itself (the lake or Glue unreachable, throttling) are not the event's
+//! fault and are retried as before.
+
+use std::time::Duration;
+
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use stockstream_common::config::KafkaConfig;
+use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
+use stockstream_common::kafka::{headers, producer_config};
+use stockstream_common::lake::parse_partition_path;
+
+use crate::error::{Error, Result};
+use crate::metrics;
+
+/// How long a dead letter's delivery may take before the batch is retried.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A message of `lake.commits` with what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    /// Topic, partition and offset it was read from.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// The event, or why the payload is none.
+    pub event: std::result::Result<LakeCommitEvent, String>,
+}
+
+impl Received {
+    /// Decodes `message`.
+    pub(crate) fn new(message: &BorrowedMessage<'_>) -> Self {
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let event = if payload.is_empty() {
+            Err("the message has no payload".to_string())
+        } else {
+            serde_json::from_slice::<LakeCommitEvent>(&payload)
+                .map_err(|error| format!("not a lake commit event: {error}"))
+                .and_then(|event| match check_event(&event) {
+                    Some(reason) => Err(reason),
+                    None => Ok(event),
+                })
+        };
+        Self {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload,
+            event,
+        }
+    }
+}
+
+/// A message set aside, with the reason.
+#[derive(Debug, Clone)]
+pub(crate) struct SetAside {
+    pub message: Received,
+    pub reason: String,
+}
+
+/// Why `event` cannot be applied, judged from the event alone; `None` when it is consistent.
+pub(crate) fn check_event(event: &LakeCommitEvent) -> Option<String> {
+    if event.version != LAKE_COMMIT_VERSION {
+        return Some(format!(
+            "event version {} is not {LAKE_COMMIT_VERSION}, the version this service reads",
+            event.version
+        ));
+    }
+    let valid_name = !event.table.is_empty()
+        && event.table.len() <= 255
+        && event
+            .table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_name {
+        return Some(format!(
+            "table name `{}` is not a catalog name (lowercase letters, digits, `_`)",
+            event.table
+        ));
+    }
+    let location = &event.table_location;
+    if location.is_empty()
+        || !location.ends_with('/')
+        || location.starts_with('/')
+        || location.split('/').any(|segment| segment == "..")
+    {
+        return Some(format!(
+            "table location `{location}` is not a relative lake prefix ending in `/`"
+        ));
+    }
+    if !event.object_key.starts_with(location.as_str()) {
+        return Some(format!(
+            "file `{}` is not below its table's location `{location}`",
+            event.object_key
+        ));
+    }
+    if !event.object_key.ends_with(".parquet")
+        || event.object_key.split('/').any(|segment| segment == "..")
+    {
+        return Some(format!(
+            "file `{}` is not a Parquet data file key",
+            event.object_key
+        ));
+    }
+    let key_names: Vec<&str> = event
+        .partition_keys
+        .iter()
+        .map(|key| key.name.as_str())
+        .collect();
+    let value_names: Vec<&str> = event
+        .partition
+        .iter()
+        .map(|value| value.name.as_str())
+        .collect();
+    if key_names != value_names {
+        return Some(format!(
+            "partition values {value_names:?} do not match the partition keys {key_names:?}"
+        ));
+    }
+    let in_path = parse_partition_path(location.trim_end_matches('/'), &event.object_key);
+    if in_path.as_ref() != Some(&event.partition) {
+        return Some(format!(
+            "file `{}` is not in the directory of its partition values",
+            event.object_key
+        ));
+    }
+    None
+}
+
+/// The lake key an apply error blames, when the error is that key's fault (the file is missing
+/// or is not readable Parquet) rather than the catalog's.
+pub(crate) fn blamed_key(error: &Error) -> Option<&str> {
+    match error {
+        Error::Schema { key, .. } => Some(key),
+        Error::Common(stockstream_common::Error::NotFound { key }) => Some(key),
+        _ => None,
+    }
+}
+
+/// The dead-letter topic's producer.
+pub(crate) struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for DeadLetters {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DeadLetters")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl DeadLetters {
+    /// A producer for `kafka.topics.dlq`.
+    pub(crate) fn new(kafka: &KafkaConfig) -> Result<Self> {
+        let producer = producer_config(kafka, "catalog-dead-letters", &[])
+            .create()
+            .map_err(|error| {
+                stockstream_common::Error::kafka("creating the dead-letter producer", error)
+            })?;
+        Ok(Self {
+            producer,
+            topic: kafka.topics.dlq.clone(),
+        })
+    }
+
+    /// Sends every message of `set_aside` and waits for each delivery.
+    pub(crate) async fn send(&self, set_aside: &[SetAside]) -> Result<()> {
+        for item in set_aside {
+            let message = &item.message;
+            let partition = message.partition.to_string();
+            let offset = message.offset.to_string();
+            let record_headers = headers(&[
+                ("stockstream-error", item.reason.as_str()),
+                ("stockstream-stage", "glue-crawler"),
+                ("stockstream-source-topic", message.topic.as_str()),
+                ("stockstream-source-partition", partition.as_str()),
+                ("stockstream-source-offset", offset.as_str()),
+            ]);
+            let mut record = FutureRecord::to(&self.topic)
+                .payload(&message.payload)
+                .headers(record_headers);
+            if let Some(key) = &message.key {
+                record = record.key(key);
+            }
+            self.producer
+                .send(record, DELIVERY_TIMEOUT)
+                .await
+                .map_err(|(error, _)| {
+                    stockstream_common::Error::kafka("sending a dead letter", error)
+                })?;
+            tracing::warn!(
+                partition = message.partition,
+                offset = message.offset,
+                reason = %item.reason,
+                "lake commit event set aside on the dead-letter topic"
+            );
+            metrics::events_dead_lettered(1);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, Utc};
+    use stockstream_common::catalog::Column;
+    use stockstream_common::lake::PartitionValue;
+
+    use super::*;
+
+    fn event() -> LakeCommitEvent {
+        let day = NaiveDate::from_ymd_opt(1987, 10, 19).expect("date");
+        LakeCommitEvent {
+            version: LAKE_COMMIT_VERSION,
+            table: "quotes".into(),
+            table_location: "quotes/".into(),
+            object_key: "quotes/symbol=%5EHSI/year=1987/quotes+0+1+2.parquet".into(),
+            partition_keys: vec![
+                Column {
+                    name: "symbol".into(),
+                    data_type: "string".into(),
+                },
+                Column {
+                    name: "year".into(),
+                    data_type: "int".into(),
+                },
+            ],
+            partition: vec![
+                PartitionValue {
+                    name: "symbol".into(),
+                    value: "^HSI".into(),
+                },
+                PartitionValue {
+                    name: "year".into(),
+                    value: "1987".into(),
+                },
+            ],
+            row_count: 2,
+            size_bytes: 100,
+            min_trade_date: day,
+            max_trade_date: day,
+            schema_fingerprint: "f".into(),
+            source_topic: "quotes".into(),
+            source_partition: 0,
+            first_offset: 1,
+            last_offset: 2,
+            committed_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_sink_event_passes() {
+        assert_eq!(check_event(&event()), None);
+    }
+
+    #[test]
+    fn each_inconsistency_has_its_reason() {
+        type Change = fn(&mut LakeCommitEvent);
+        let cases: Vec<(Change, &str)> = vec![
+            (|e| e.version = 7, "version 7"),
+            (|e| e.table = "Quotes; DROP".into(), "not a catalog name"),
+            (
+                |e| e.table_location = "/etc/".into(),
+                "relative lake prefix",
+            ),
+            (
+                |e| e.table_location = "quotes".into(),
+                "relative lake prefix",
+            ),
+            (
+                |e| e.object_key = "other/symbol=HSI/year=1987/x.parquet".into(),
+                "not below its table",
+            ),
+            (
+                |e| e.object_key = "quotes/symbol=%5EHSI/year=1987/x.json".into(),
+                "not a Parquet data file",
+            ),
+            (
+                |e| e.object_key = "quotes/../symbol=%5EHSI/year=1987/x.parquet".into(),
+                "not a Parquet data file",
+            ),
+            (
+                |e| e.partition.truncate(1),
+                "do not match the partition keys",
+            ),
+            (
+                |e| e.partition[1].value = "1988".into(),
+                "not in the directory of its partition values",
+            ),
+        ];
+        for (change, reason) in cases {
+            let mut broken = event();
+            change(&mut broken);
+            let found = check_event(&broken).unwrap_or_default();
+            assert!(found.contains(reason), "`{found}` should say `{reason}`");
+        }
+    }
+
+    #[test]
+    fn missing_and_unreadable_files_are_the_event_s_fault() {
+        let missing = Error::Common(stockstream_common::Error::NotFound {
+            key: "quotes/a.parquet".into(),
+        });
+        assert_eq!(blamed_key(&missing), Some("quotes/a.parquet"));
+        let unreadable = Error::Schema {
+            key: "quotes/b.parquet".into(),
+            reason: "no footer".into(),
+        };
+        assert_eq!(blamed_key(&unreadable), Some("quotes/b.parquet"));
+        let outage = Error::Glue {
+            operation: "BatchCreatePartition",
+            message: "ThrottlingException".into(),
+        };
+        assert_eq!(blamed_key(&outage), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! Poison `lake.commits` events on real parts (tansu, the sink, the catalog service, the query
+//! API): a message that is not an event, an event contradicting itself, a new table whose file
+//! does not exist, and a new partition of `quotes` whose file does not exist are set aside on the
+//! dead-letter topic with their reason and origin (read back by confluent-kafka), counted, and
+//! kept out of the catalog, while the commits around them are applied as usual.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use stockstream_common::catalog::{CATALOG_KEY, Catalog, Column};
+use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
+use stockstream_common::kafka::{ensure_topics, pipeline_topics, producer_config};
+use stockstream_common::lake::{LocalStore, PartitionValue};
+use stockstream_common::record::Quote;
+use stockstream_e2e::stack::{start_services, stop, wait_for_count};
+use stockstream_e2e::{Tansu, http_get, kafka_config, read_topic};
+
+async fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
+    Ok(())
+}
+
+fn quote(day: u64) -> Result<Quote> {
+    let start = chrono::NaiveDate::from_ymd_opt(2001, 1, 1).context("date")?;
+    Ok(Quote {
+        symbol: "PSN".into(),
+        trade_date: start + chrono::Days::new(day),
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        adj_close: 10.5,
+        volume: 100,
+        close_usd: Some(1.3),
+    })
+}
+
+/// An event as the sink writes it, for `table`, naming `key` in partition `symbol`/`year`.
+fn event(table: &str, key: &str, symbol: &str, year: &str) -> LakeCommitEvent {
+    let day = chrono::NaiveDate::from_ymd_opt(2099, 1, 1).unwrap_or_default();
+    LakeCommitEvent {
+        version: LAKE_COMMIT_VERSION,
+        table: table.into(),
+        table_location: format!("{table}/"),
+        object_key: key.into(),
+        partition_keys: vec![
+            Column {
+                name: "symbol".into(),
+                data_type: "string".into(),
+            },
+            Column {
+                name: "year".into(),
+                data_type: "int".into(),
+            },
+        ],
+        partition: vec![
+            PartitionValue {
+                name: "symbol".into(),
+                value: symbol.into(),
+            },
+            PartitionValue {
+                name: "year".into(),
+                value: year.into(),
+            },
+        ],
+        row_count: 1,
+        size_bytes: 1000,
+        min_trade_date: day,
+        max_trade_date: day,
+        schema_fingerprint: "none".into(),
+        source_topic: "quotes".into(),
+        source_partition: 0,
+        first_offset: 0,
+        last_offset: 0,
+        committed_at: chrono::Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Result<()> {
+    let broker = Tansu::start()?;
+    let work = tempfile::tempdir()?;
+    let lake = work.path().join("lake");
+    let kafka = kafka_config(&broker.bootstrap, "catalog-poison");
+    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+    let producer: FutureProducer = producer_config(&kafka, "poison-test", &[]).create()?;
+    let mut services = start_services(&kafka, &lake).await?;
+    let quotes = kafka.topics.quotes.clone();
+    let commits = kafka.topics.lake_commits.clone();
+
+    for day in 0..5 {
+        send(&producer, &quotes, "PSN", &quote(day)?.to_json()).await?;
+    }
+    let count = "SELECT count(*) FROM quotes";
+    wait_for_count(&mut services, count, 5, Duration::from_secs(90)).await?;
+
+    // With the table's own fingerprint, the catalog reads no footer for the quotes events: the
+    // missing file of the new partition is found by the existence check.
+    let fingerprint = Catalog::load(&LocalStore::new(&lake)?)
+        .await?
+        .and_then(|catalog| {
+            let database = catalog.databases.into_values().next()?;
+            database
+                .tables
+                .get("quotes")?
+                .parameters
+                .get("stockstream.schema_fingerprint")
+                .cloned()
+        })
+        .context("no quotes table in the catalog")?;
+    let mut missing_file = event(
+        "quotes",
+        "quotes/symbol=PSN/year=2099/quotes+0+9+9.parquet",
+        "PSN",
+        "2099",
+    );
+    missing_file.schema_fingerprint = fingerprint;
+    let mut inconsistent = event(
+        "quotes",
+        "quotes/symbol=PSN/year=2001/x.parquet",
+        "PSN",
+        "2001",
+    );
+    inconsistent.partition[1].value = "1999".into();
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "not an event",
+            b"{\"this is\": \"not a lake commit\"}".to_vec(),
+        ),
+        (
+            "file outside its partition",
+            serde_json::to_vec(&inconsistent)?,
+        ),
+        (
+            "new table, missing file",
+            serde_json::to_vec(&event(
+                "ghost",
+                "ghost/symbol=X/year=2099/ghost+0+0+0.parquet",
+                "X",
+                "2099",
+            ))?,
+        ),
+        (
+            "new partition, missing file",
+            serde_json::to_vec(&missing_file)?,
+        ),
+    ];
+    for (label, payload) in &poison {
+        send(&producer, &commits, label, payload).await?;
+    }
+    for day in 5..10 {
+        send(&producer, &quotes, "PSN", &quote(day + 400)?.to_json()).await?;
+    }
+    // Commits after the poison are applied: the new year 2002 partition is queryable.
+    wait_for_count(&mut services, count, 10, Duration::from_secs(90)).await?;
+
+    let catalog = Catalog::load(&LocalStore::new(&lake)?)
+        .await?
+        .with_context(|| format!("no {CATALOG_KEY}"))?;
+    let database = catalog.databases.values().next().context("a database")?;
+    ensure!(
+        !database.tables.contains_key("ghost"),
+        "the table of a missing file was created"
+    );
+    let partitions: Vec<&String> = database.tables["quotes"].partitions.keys().collect();
+    ensure!(
+        partitions
+            .iter()
+            .all(|path| !path.contains("2099") && !path.contains("1999")),
+        "a poison event reached the catalog: {partitions:?}"
+    );
+
+    let dead: Vec<_> = read_topic(&broker.bootstrap, &kafka.topics.dlq)?
+        .into_iter()
+        .filter(|record| {
+            record.headers.get("stockstream-stage").map(String::as_str) == Some("glue-crawler")
+        })
+        .collect();
+    let expected = [
+        ("not an event", "not a lake commit event"),
+        (
+            "file outside its partition",
+            "not in the directory of its partition values",
+        ),
+        ("new table, missing file", "ghost/symbol=X/year=2099"),
+        ("new partition, missing file", "quotes/symbol=PSN/year=2099"),
+    ];
+    ensure!(
+        dead.len() == expected.len(),
+        "{} dead letters from the catalog service, expected {}: {dead:?}",
+        dead.len(),
+        expected.len()
+    );
+    for (label, reason) in expected {
+        let record = dead
+            .iter()
+            .find(|record| record.key.as_deref() == Some(label))
+            .with_context(|| format!("no dead letter for `{label}`: {dead:?}"))?;
+        let error = record
+            .headers
+            .get("stockstream-error")
+            .cloned()
+            .unwrap_or_default();
+        ensure!(error.contains(reason), "`{label}`: reason `{error}`");
+        ensure!(
+            record.headers.get("stockstream-source-topic") == Some(&commits)
+                && record.number("stockstream-source-offset").is_some(),
+            "`{label}`: no origin in {:?}",
+            record.headers
+        );
+    }
+    let (_, metrics) = http_get(
+        services.crawler_url.trim_start_matches("http://").parse()?,
+        "/metrics",
+    )
+    .await?;
+    ensure!(
+        metrics.contains("stockstream_catalog_events_dead_lettered_total 4"),
+        "metrics do not count 4 dead letters:\n{metrics}"
+    );
+    println!(
+        "catalog service: 4 poison events set aside with their reasons, 10 of 10 quotes queryable"
+    );
+    stop(services).await
+}
