@@ -1,8 +1,10 @@
 //! Operations endpoints every service serves: `/metrics`, `/health/livez`, `/health/readyz`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -98,8 +100,29 @@ async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
     )
 }
 
+/// Longest time a client may take to send a request's headers; past it the connection is
+/// closed (a slowloris client cannot hold connections open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest pause between two pieces of a request body; past it the request fails with 408.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest time a request body may take in all (a body trickling in byte by byte ends here).
+pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Largest request head (request line and headers); a larger one gets 431.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long open connections may take to finish after shutdown before they are closed.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Binds `listen` and serves `router` until `shutdown` is cancelled; returns the bound address
 /// (useful with port 0) and the server task.
+///
+/// HTTP/1 with bounds a public endpoint needs and `axum::serve` does not set: request heads above
+/// [`MAX_HEAD_BYTES`] get 431, heads not received within [`HEADER_READ_TIMEOUT`] close the
+/// connection, bodies that stall for [`BODY_IDLE_TIMEOUT`] or last over [`BODY_TOTAL_TIMEOUT`]
+/// fail the request with 408; on shutdown, connections get [`DRAIN_TIMEOUT`] to finish.
 pub async fn serve(
     listen: SocketAddr,
     router: Router,
@@ -116,15 +139,140 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(address = %bound, "http listening");
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "http server failed");
-        }
-    });
+    let router = router.layer(axum::middleware::from_fn(bound_request_body));
+    let task = tokio::spawn(accept_until(listener, router, shutdown));
     Ok((bound, task))
+}
+
+async fn accept_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEAD_BYTES);
+    let drain = CancellationToken::new();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let drain = drain.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(error) = served {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = drain.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error while draining");
+            }
+        });
+    }
+    drop(listener);
+    drain.cancel();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the drain timeout are closed"
+        );
+        connections.abort_all();
+    }
+}
+
+/// Wraps the request body so that reading it fails once it stalls or takes too long.
+async fn bound_request_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(TimedBody::new(body));
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
+/// A request body with an idle and a total deadline.
+struct TimedBody {
+    inner: axum::body::Body,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    total: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TimedBody {
+    fn new(inner: axum::body::Body) -> Self {
+        Self {
+            inner,
+            idle: Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT)),
+            total: Box::pin(tokio::time::sleep(BODY_TOTAL_TIMEOUT)),
+        }
+    }
+}
+
+/// A request body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time ({0})")]
+pub struct BodyTimeout(&'static str);
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>>
+    {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(context) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + BODY_IDLE_TIMEOUT;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                if this.total.as_mut().poll(context).is_ready() {
+                    return Poll::Ready(Some(Err(BodyTimeout("over 120 s in all").into())));
+                }
+                if this.idle.as_mut().poll(context).is_ready() {
+                    return Poll::Ready(Some(Err(BodyTimeout("no data for 10 s").into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Serves `router` on `listen` while `service` runs, and stops the listener only after `service`
