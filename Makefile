@@ -76,6 +76,10 @@ bench-catalog: tools ## Benchmark: time from a new partition's first record to i
 bench-live: tools ## Benchmark: real-time SQL freshness (200 samples) and the quote stream with 50 clients (prints p50/p99)
 	cargo test -p stockstream-e2e --test live_sql --test live_load -- --include-ignored --nocapture --test-threads=1
 
+.PHONY: reliability
+reliability: tools build ## Fault scenarios on the real local stack (broker and service SIGKILLs, disk full, backpressure, a RELIABILITY_SOAK_MINUTES soak): one table
+	$(STOCKSTREAM_PYTHON) scripts/reliability.py
+
 .PHONY: dist
 dist: ## Build release binaries and pack them with units, env files, docs and install.sh into dist/*.tar.gz
 	cargo build --release --workspace --bins
