@@ -62,7 +62,8 @@ impl Ingest {
         self.state.path()
     }
 
-    /// The binary with `args` and the test's environment.
+    /// The binary with `args` and the test's environment; a test that starts it in the
+    /// background spawns it as a [`crate::TestProcess`], so it never outlives the test.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.bin);
         command

@@ -1,6 +1,7 @@
 //! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
 //! the Python interpreter with the independent clients, moto, the release tarball under test
-//! (`release.rs`), and small helpers.
+//! (`release.rs`), and small helpers. Every process a test spawns is a [`TestProcess`]
+//! (`process.rs`), killed and reaped when the test ends, fails or panics.
 //!
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
@@ -9,12 +10,13 @@ pub mod answers;
 pub mod bench_query;
 pub mod http;
 pub mod lake;
+pub mod process;
 pub mod sse;
 pub mod stack;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -22,6 +24,8 @@ use anyhow::{Context, Result, bail};
 pub mod files;
 pub mod ingest;
 use stockstream_common::config::{KafkaConfig, TopicsConfig};
+
+pub use process::TestProcess;
 
 mod release;
 pub use release::{release_tarball, repo_root, run_checked};
@@ -82,7 +86,7 @@ pub fn free_port() -> u16 {
 /// A tansu broker with durable sqlite storage in a temporary directory, killed on drop.
 #[derive(Debug)]
 pub struct Tansu {
-    child: Child,
+    _process: TestProcess,
     /// `127.0.0.1:port` of the broker.
     pub bootstrap: String,
     _dir: tempfile::TempDir,
@@ -99,20 +103,21 @@ impl Tansu {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("tansu.log"))?;
-        let child = Command::new(binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir.path())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("starting tansu")?;
+        let process = TestProcess::spawn(
+            "tansu",
+            Command::new(binary)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(dir.path())
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log)),
+        )?;
         let bootstrap = format!("127.0.0.1:{port}");
         let address: SocketAddr = bootstrap.parse()?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -133,17 +138,10 @@ impl Tansu {
             bail!("scripts/tansu-index.py failed ({indexed})");
         }
         Ok(Self {
-            child,
+            _process: process,
             bootstrap,
             _dir: dir,
         })
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -316,7 +314,7 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<TopicRecord>> {
 /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and `AWS_REGION`, so no test can reach real AWS.
 #[derive(Debug)]
 pub struct Moto {
-    child: Child,
+    process: TestProcess,
     /// `http://127.0.0.1:port`.
     pub endpoint: String,
     /// The server's address.
@@ -334,19 +332,20 @@ impl Moto {
             }
         }
         let port = free_port();
-        let child = Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting moto (install it with `make tools`)")?;
+        let process = TestProcess::spawn(
+            "moto (install it with `make tools`)",
+            Command::new(python())
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
         let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
@@ -356,7 +355,7 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(Self {
-            child,
+            process,
             endpoint: format!("http://{address}"),
             address,
         })
@@ -440,23 +439,9 @@ impl Moto {
     }
 
     /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process: an outage without losing
-    /// moto's in-memory state.
+    /// moto's in-memory state. Dropping the server kills it, stopped or not.
     pub fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()?;
-        if !status.success() {
-            bail!("kill -{signal} moto failed");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.signal("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.signal(signal)
     }
 }
 

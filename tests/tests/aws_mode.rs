@@ -13,12 +13,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use stockstream_e2e::{Moto, Tansu, csv_facts, free_port, query, release_tarball, test_data};
+use stockstream_e2e::{
+    Moto, Tansu, TestProcess, csv_facts, free_port, query, release_tarball, test_data,
+};
 
 const BUCKET: &str = "stockstream-lake-e2e";
 const RESULTS_BUCKET: &str = "stockstream-athena-e2e";
@@ -110,10 +112,11 @@ fn here(env: &mut BTreeMap<String, String>, moto: &Moto, bootstrap: &str, listen
     }
 }
 
-/// A started service, stopped with SIGTERM (and its exit status checked) at the end.
+/// A started service, stopped with SIGTERM (and its exit status checked) at the end; killed if
+/// the test fails first.
 struct Service {
     name: String,
-    child: Child,
+    process: TestProcess,
     address: SocketAddr,
 }
 
@@ -124,18 +127,19 @@ impl Service {
         env: &BTreeMap<String, String>,
         address: SocketAddr,
     ) -> Result<Self> {
-        let child = Command::new(release.binary(service))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(aws_credentials())
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {service}"))?;
+        let process = TestProcess::spawn(
+            service,
+            Command::new(release.binary(service))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(aws_credentials())
+                .envs(env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+        )?;
         Ok(Self {
             name: service.to_string(),
-            child,
+            process,
             address,
         })
     }
@@ -143,7 +147,7 @@ impl Service {
     async fn ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.process.try_wait()? {
                 bail!("{} exited early: {status}", self.name);
             }
             if let Ok((200, _)) = stockstream_e2e::http_get(self.address, "/health/readyz").await {
@@ -159,24 +163,13 @@ impl Service {
     }
 
     fn stop(mut self) -> Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -TERM {}", self.name);
-        let code = self.child.wait()?;
+        let code = self.process.terminate()?;
         ensure!(
             code.success(),
             "{} exited with {code} after SIGTERM",
             self.name
         );
         Ok(())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -16,7 +16,7 @@ use stockstream_e2e::sse::SseClient;
 use stockstream_e2e::stack::{
     ingest_config, replay, replayed_slice, start_services_custom, stop, wait_for_count,
 };
-use stockstream_e2e::{browser_python, http_get, test_data};
+use stockstream_e2e::{TestProcess, browser_python, http_get, test_data};
 
 const HEADER: &str = "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD";
 
@@ -59,17 +59,18 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
     // the day after the slice and answer with its symbol and date.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/check_dashboard.py");
     let screenshot = screenshot_path();
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .arg(format!("http://{api}"))
-        .args(["--produce-via-stdin", "--screenshot"])
-        .arg(&screenshot)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", script.display()))?;
-    let stdout = child.stdout.take().context("stdout")?;
+    let mut child = TestProcess::spawn(
+        script.display().to_string(),
+        Command::new(&python)
+            .arg(&script)
+            .arg(format!("http://{api}"))
+            .args(["--produce-via-stdin", "--screenshot"])
+            .arg(&screenshot)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )?;
+    let stdout = child.take_stdout()?;
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout)
@@ -94,7 +95,7 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
                 &[row("HSI", day, 21_000.0)],
             )
             .await?;
-            let mut stdin = child.stdin.take().context("stdin")?;
+            let mut stdin = child.take_stdin()?;
             writeln!(stdin, "HSI 2010-01-12")?;
             produced = true;
         }

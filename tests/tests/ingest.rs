@@ -2,13 +2,13 @@
 //! files and dead letters, exactness after SIGKILL, the generator, and the HTTP push service.
 //! Topics are read back by an independent client (confluent-kafka, `tests/interop/`).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use stockstream_e2e::ingest::{Ingest, number, write};
 use stockstream_e2e::{
-    Tansu, http_get, http_post_as, kafka_config, read_topic, run_interop, test_data,
+    Tansu, TestProcess, http_get, http_post_as, kafka_config, read_topic, run_interop, test_data,
 };
 
 const HEADER: &str = "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD";
@@ -173,18 +173,19 @@ fn sigkill_mid_replay_keeps_every_row_exactly_once() -> Result<()> {
     let mut kills = 0;
     let mut previous_count = 0;
     for attempt in 0..8u64 {
-        let mut child = ingest
-            .command(&["replay", "--file", file])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut child = TestProcess::spawn(
+            "ingest replay",
+            ingest
+                .command(&["replay", "--file", file])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
         let jitter = (std::process::id() as u64 * 7919 + attempt * 104_729) % 700;
         std::thread::sleep(Duration::from_millis(900 + jitter));
         if child.try_wait()?.is_some() {
             break;
         }
         child.kill()?; // SIGKILL
-        child.wait()?;
         kills += 1;
         let count = ingest.count(&ingest.quotes())?;
         ensure!(
@@ -312,28 +313,27 @@ fn sample_mode_sends_seeded_random_rows_and_loop_repeats_passes() -> Result<()> 
     );
     let file = write(dir.path(), "three.csv", text.as_bytes())?;
     let ingest = Ingest::new(&tansu, "loop")?;
-    let child = ingest
-        .command(&[
-            "replay",
-            "--json",
-            "--file",
-            file.to_str().context("utf-8 path")?,
-            "--loop",
-            "--rate",
-            "30",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let child = TestProcess::spawn(
+        "ingest replay --loop",
+        ingest
+            .command(&[
+                "replay",
+                "--json",
+                "--file",
+                file.to_str().context("utf-8 path")?,
+                "--loop",
+                "--rate",
+                "30",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )?;
     let started = Instant::now();
     while ingest.count(&ingest.quotes())? < 7 {
         ensure!(started.elapsed() < Duration::from_secs(60), "no third pass");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let terminated = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    ensure!(terminated.success(), "kill -TERM failed");
+    child.signal("TERM")?;
     let output = child.wait_with_output()?;
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     let records = read_topic(&ingest.bootstrap, &ingest.quotes())?;

@@ -15,7 +15,7 @@ use stockstream_e2e::files::{
     slice, yahoo, yahoo_with_gaps,
 };
 use stockstream_e2e::ingest::{Ingest, number, write};
-use stockstream_e2e::{Moto, Tansu, read_topic, run_interop, test_data};
+use stockstream_e2e::{Moto, Tansu, TestProcess, read_topic, run_interop, test_data};
 
 #[test]
 fn day_first_and_month_first_rewrites_of_the_slice_replay_every_row() -> Result<()> {
@@ -398,18 +398,19 @@ fn sigkill_mid_directory_sends_nothing_twice() -> Result<()> {
     let mut kills = 0;
     let mut previous_count = 0;
     for attempt in 0..8u64 {
-        let mut child = ingest
-            .command(&["replay", directory])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut child = TestProcess::spawn(
+            "ingest replay",
+            ingest
+                .command(&["replay", directory])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
         let jitter = (std::process::id() as u64 * 7919 + attempt * 104_729) % 600;
         std::thread::sleep(Duration::from_millis(1200 + jitter));
         if child.try_wait()?.is_some() {
             break;
         }
         child.kill()?; // SIGKILL
-        child.wait()?;
         kills += 1;
         let count = ingest.count(&ingest.quotes())?;
         ensure!(

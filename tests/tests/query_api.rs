@@ -348,6 +348,7 @@ async fn schemathesis_finds_no_server_error() -> Result<()> {
         .args(["run", &url, "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance", "--max-examples", "40", "--request-timeout", "20"])
         .env("SCHEMATHESIS_HOOKS", "")
         .current_dir(work.path())
+        .kill_on_drop(true)
         .output()
         .await?;
     let text = format!(

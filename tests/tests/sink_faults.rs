@@ -3,12 +3,12 @@
 //! finds every (partition, offset) of the topic in the lake exactly once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use stockstream_common::kafka::{ADMIN_TIMEOUT, topic_watermarks};
-use stockstream_e2e::{Tansu, kafka_config, run_interop};
+use stockstream_e2e::{Tansu, TestProcess, kafka_config, run_interop};
 
 const RECORDS: u64 = 120_000;
 
@@ -44,18 +44,19 @@ impl Stack {
     /// group and hands a new member only part of the partitions (Kafka evicts them after the
     /// session timeout). The sink resumes from the lake, not from committed offsets, so a fresh
     /// group is also the harder case: it starts with no committed offset at all.
-    fn sink(&self, log: &Path, run: usize) -> Result<Child> {
+    fn sink(&self, log: &Path, run: usize) -> Result<TestProcess> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        Ok(self
-            .command("stockstream-s3-sink", &[])
-            .env("STOCKSTREAM__SINK__FLUSH_INTERVAL", "1s")
-            .env("STOCKSTREAM__SINK__FLUSH_RECORDS", "5000")
-            .env("STOCKSTREAM__SINK__GROUP_ID", format!("faults-sink-{run}"))
-            .stderr(Stdio::from(log))
-            .spawn()?)
+        TestProcess::spawn(
+            format!("sink run {run}"),
+            self.command("stockstream-s3-sink", &[])
+                .env("STOCKSTREAM__SINK__FLUSH_INTERVAL", "1s")
+                .env("STOCKSTREAM__SINK__FLUSH_RECORDS", "5000")
+                .env("STOCKSTREAM__SINK__GROUP_ID", format!("faults-sink-{run}"))
+                .stderr(Stdio::from(log)),
+        )
     }
 }
 
@@ -85,23 +86,25 @@ fn sigkill_the_sink_five_times_while_records_stream_in() -> Result<()> {
     ensure!(topics.status.success(), "topics: {topics:?}");
 
     // 30 symbols x 4,000 trading days, at 8,000 records/s: about 15 s of streaming.
-    let mut producer = stack
-        .command(
-            "stockstream-ingest",
-            &[
-                "generate",
-                "--symbol-count",
-                "30",
-                "--days",
-                "4000",
-                "--seed",
-                "3",
-                "--rate",
-                "8000",
-            ],
-        )
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut producer = TestProcess::spawn(
+        "ingest generate",
+        stack
+            .command(
+                "stockstream-ingest",
+                &[
+                    "generate",
+                    "--symbol-count",
+                    "30",
+                    "--days",
+                    "4000",
+                    "--seed",
+                    "3",
+                    "--rate",
+                    "8000",
+                ],
+            )
+            .stderr(Stdio::null()),
+    )?;
     let mut kills = Vec::new();
     for run in 0..5 {
         let mut sink = stack.sink(&log, run)?;
@@ -113,7 +116,6 @@ fn sigkill_the_sink_five_times_while_records_stream_in() -> Result<()> {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         sink.kill()?; // SIGKILL
-        sink.wait()?;
         kills.push(alive.as_millis());
     }
     eprintln!("sink killed after {kills:?} ms of life");
@@ -150,11 +152,7 @@ fn sigkill_the_sink_five_times_while_records_stream_in() -> Result<()> {
         ensure!(sink.try_wait()?.is_none(), "the final sink exited");
         std::thread::sleep(Duration::from_secs(1));
     };
-    let terminated = Command::new("kill")
-        .args(["-TERM", &sink.id().to_string()])
-        .status()?;
-    ensure!(terminated.success());
-    let status = sink.wait()?;
+    let status = sink.terminate()?;
     if report["missing"] != 0 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();

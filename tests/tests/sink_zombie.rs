@@ -3,16 +3,17 @@
 //! SIGSTOP past its session timeout; sink B joins the group, gets every partition and flushes the
 //! ranges A still holds in memory; then A is thawed with SIGCONT and flushes — or tries to — its
 //! stale buffers. The intents' conditional writes fence A off (docs/exactly-once.md): every record
-//! lands in the lake exactly once.
+//! lands in the lake exactly once. A failing run still kills A, frozen or not ([`TestProcess`]).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use stockstream_common::config::{KafkaConfig, LakeConfig};
 use stockstream_e2e::{
-    free_port, http_get, lake_report, mock_kafka, stream_quotes, wait_for_complete_lake,
+    TestProcess, free_port, http_get, lake_report, mock_kafka, stream_quotes,
+    wait_for_complete_lake,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -20,40 +21,34 @@ const RECORDS: u64 = 20_000;
 const GROUP: &str = "zombie-sink";
 
 /// Sink A, as its own process so that it can be frozen.
-fn zombie(kafka: &KafkaConfig, lake: &Path, port: u16, log: &Path) -> Result<Child> {
+fn zombie(kafka: &KafkaConfig, lake: &Path, port: u16, log: &Path) -> Result<TestProcess> {
     let bin = std::env::var("STOCKSTREAM_BIN")
         .context("STOCKSTREAM_BIN is not set: run the tests with `make test`")?;
-    Ok(Command::new(Path::new(&bin).join("stockstream-s3-sink"))
-        .env(
-            "STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS",
-            &kafka.bootstrap_servers,
-        )
-        .env("STOCKSTREAM__KAFKA__TOPICS__QUOTES", &kafka.topics.quotes)
-        .env("STOCKSTREAM__KAFKA__TOPICS__DLQ", &kafka.topics.dlq)
-        .env(
-            "STOCKSTREAM__KAFKA__TOPICS__LAKE_COMMITS",
-            &kafka.topics.lake_commits,
-        )
-        .env("STOCKSTREAM__LAKE__ROOT", lake)
-        .env("STOCKSTREAM__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("STOCKSTREAM__SINK__GROUP_ID", GROUP)
-        // Long enough that A holds unflushed records when it is frozen.
-        .env("STOCKSTREAM__SINK__FLUSH_INTERVAL", "3s")
-        .env("STOCKSTREAM__SINK__FLUSH_RECORDS", "1000000")
-        .env("STOCKSTREAM__SINK__SESSION_TIMEOUT", "6s")
-        .env("STOCKSTREAM__TELEMETRY__LOG_LEVEL", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log)?))
-        .spawn()?)
-}
-
-fn signal(child: &Child, signal: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()?;
-    ensure!(status.success(), "kill -{signal} failed");
-    Ok(())
+    TestProcess::spawn(
+        "sink A",
+        Command::new(Path::new(&bin).join("stockstream-s3-sink"))
+            .env(
+                "STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS",
+                &kafka.bootstrap_servers,
+            )
+            .env("STOCKSTREAM__KAFKA__TOPICS__QUOTES", &kafka.topics.quotes)
+            .env("STOCKSTREAM__KAFKA__TOPICS__DLQ", &kafka.topics.dlq)
+            .env(
+                "STOCKSTREAM__KAFKA__TOPICS__LAKE_COMMITS",
+                &kafka.topics.lake_commits,
+            )
+            .env("STOCKSTREAM__LAKE__ROOT", lake)
+            .env("STOCKSTREAM__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STOCKSTREAM__SINK__GROUP_ID", GROUP)
+            // Long enough that A holds unflushed records when it is frozen.
+            .env("STOCKSTREAM__SINK__FLUSH_INTERVAL", "3s")
+            .env("STOCKSTREAM__SINK__FLUSH_RECORDS", "1000000")
+            .env("STOCKSTREAM__SINK__SESSION_TIMEOUT", "6s")
+            .env("STOCKSTREAM__TELEMETRY__LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(log)?)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +72,7 @@ async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
     }
     // Let A flush once and buffer again, then freeze it mid-buffer.
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    signal(&sink_a, "STOP")?;
+    sink_a.signal("STOP")?;
 
     let mut config = stockstream_s3_sink::Config::load(None)?;
     config.kafka = kafka.clone();
@@ -91,7 +86,7 @@ async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
 
     // A's session expires (6 s), B takes every partition and flushes A's ranges; then A wakes.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    signal(&sink_a, "CONT")?;
+    sink_a.signal("CONT")?;
     let summary = producer.await??;
     assert_eq!(summary.produced, RECORDS);
 
@@ -103,8 +98,7 @@ async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (_, metrics) = http_get(address, "/metrics").await?;
     let after = lake_report(&lake, &kafka)?;
-    signal(&sink_a, "TERM")?;
-    let zombie_status = sink_a.wait()?;
+    let zombie_status = sink_a.terminate()?;
     token_b.cancel();
     sink_b.await??;
 

@@ -10,6 +10,7 @@
 //! [`TelemetryConfig`] and [`HttpConfig`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::secret::{ShownValue, is_secret_kafka_option};
 use crate::{Error, Result};
 
 /// Prefix of configuration environment variables; sections and keys are separated by `__`.
@@ -30,6 +32,8 @@ pub const SERVICE_SECTIONS: [&str; 4] = ["ingest", "sink", "crawler", "query"];
 ///
 /// A key that `R` does not know is an error naming the key, never silently ignored — except the
 /// sections of other services ([`SERVICE_SECTIONS`] absent from `defaults`), which are dropped.
+/// A `file` holding secrets (see [`crate::secret`]) is refused when every user may read it, and
+/// a `file` that is not valid TOML is reported without quoting its lines (they may hold secrets).
 pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<R> {
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
@@ -40,11 +44,18 @@ pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<
                 format!("file {} does not exist", path.display()),
             ));
         }
-        builder = builder.add_source(
+        let file_source = || {
             config::File::from(path)
                 .format(config::FileFormat::Toml)
-                .required(true),
-        );
+                .required(true)
+        };
+        let document = config::Config::builder()
+            .add_source(file_source())
+            .build()
+            .and_then(|parsed| parsed.cache.into_table())
+            .map_err(without_source_lines)?;
+        crate::secret::refuse_world_readable(path, &crate::secret::secret_settings_in(&document))?;
+        builder = builder.add_source(file_source());
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -52,7 +63,11 @@ pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<
             .separator("__")
             .try_parsing(true),
     );
-    let mut table = builder.build()?.cache.into_table()?;
+    let mut table = builder
+        .build()
+        .map_err(without_source_lines)?
+        .cache
+        .into_table()?;
     table.retain(|section, _| {
         !SERVICE_SECTIONS.contains(&section.as_str())
             || defaults
@@ -60,6 +75,34 @@ pub fn load<R: DeserializeOwned>(defaults: &str, file: Option<&Path>) -> Result<
                 .any(|line| line.trim() == format!("[{section}]"))
     });
     Ok(config::Value::from(table).try_deserialize()?)
+}
+
+/// A file parse error keeps its position and reason but loses the quoted source lines (the TOML
+/// parser shows the offending line, which may be a password) and the parser's own error value
+/// (whose `Debug` holds the whole document).
+fn without_source_lines(error: config::ConfigError) -> config::ConfigError {
+    match error {
+        config::ConfigError::FileParse { uri, cause } => {
+            let message: Vec<String> = cause
+                .to_string()
+                .lines()
+                .filter(|line| !is_quoted_source_line(line))
+                .map(str::to_string)
+                .collect();
+            config::ConfigError::FileParse {
+                uri,
+                cause: message.join("\n").into(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Whether `line` of a TOML parse error quotes the document: `12 | text` or the `|`/`^` markers.
+fn is_quoted_source_line(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    let after_number = trimmed.trim_start_matches(|c: char| c.is_ascii_digit());
+    after_number.trim_start().starts_with('|')
 }
 
 /// Parses a human duration such as `250ms`, `5s` or `1m` for the configuration key `key`.
@@ -81,7 +124,65 @@ pub struct KafkaConfig {
     /// librdkafka options passed through unchanged (e.g. `security.protocol`, `sasl.mechanism`
     /// for Amazon MSK). They are applied last and so override stockstream's own settings.
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: KafkaOptions,
+}
+
+/// The pass-through librdkafka options (`[kafka.options]`). `Debug` shows every key but prints
+/// `***` for the values of options that carry credentials ([`is_secret_kafka_option`]).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct KafkaOptions(BTreeMap<String, String>);
+
+impl KafkaOptions {
+    /// Sets `key` to `value`; returns the previous value.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) -> Option<String> {
+        self.0.insert(key.into(), value.into())
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The options in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+
+    /// Whether no option is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for KafkaOptions {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(options: I) -> Self {
+        Self(
+            options
+                .into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Debug for KafkaOptions {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_map()
+            .entries(self.0.iter().map(|(key, value)| {
+                (
+                    key,
+                    ShownValue {
+                        value,
+                        secret: is_secret_kafka_option(key),
+                    },
+                )
+            }))
+            .finish()
+    }
 }
 
 /// Topic names and creation settings (section `[kafka.topics]`).
@@ -390,5 +491,93 @@ mod tests {
         assert!(kafka.validate().is_err());
         assert!(parse_duration("x", "5s").is_ok());
         assert!(parse_duration("x", "five").is_err());
+    }
+
+    /// Writes `toml` to a file with `mode` in a fresh directory.
+    fn config_file(toml: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stockstream.toml");
+        std::fs::write(&path, toml).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        (dir, path)
+    }
+
+    const WITH_SECRETS: &str = "[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"hunter2-kafka\"\n\"ssl.key.pem\" = \"-----BEGIN PRIVATE KEY-----hunter2-pem\"\n";
+
+    #[test]
+    fn kafka_options_debug_names_secret_keys_but_not_their_values() {
+        let (_dir, path) = config_file(WITH_SECRETS, 0o600);
+        let raw: Raw = load(SHARED_DEFAULTS, Some(&path)).expect("loads");
+        assert_eq!(
+            raw.kafka.options.get("sasl.password"),
+            Some("hunter2-kafka")
+        );
+        let shown = format!("{:?}", raw.kafka);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"sasl.password\": ***"), "{shown}");
+        assert!(shown.contains("\"ssl.key.pem\": ***"), "{shown}");
+        assert!(
+            shown.contains("\"security.protocol\": \"SASL_SSL\""),
+            "{shown}"
+        );
+        let pretty = format!("{:#?}", raw.kafka);
+        assert!(!pretty.contains("hunter2"), "{pretty}");
+    }
+
+    #[test]
+    fn a_world_readable_file_with_secrets_is_refused() {
+        for mode in [0o644, 0o604, 0o666] {
+            let (_dir, path) = config_file(WITH_SECRETS, mode);
+            let error = load::<Raw>(SHARED_DEFAULTS, Some(&path))
+                .expect_err("world-readable")
+                .to_string();
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert!(error.contains("kafka.options.\"sasl.password\""), "{error}");
+            assert!(error.contains("kafka.options.\"ssl.key.pem\""), "{error}");
+            assert!(
+                error.contains(&format!("chmod 600 {}", path.display())),
+                "{error}"
+            );
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        for mode in [0o600, 0o640, 0o400] {
+            let (_dir, path) = config_file(WITH_SECRETS, mode);
+            assert!(
+                load::<Raw>(SHARED_DEFAULTS, Some(&path)).is_ok(),
+                "{mode:o}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_without_secrets_load_whatever_their_mode() {
+        for toml in [
+            "[kafka.options]\n\"security.protocol\" = \"SSL\"\n\"sasl.password\" = \"\"\n",
+            "[kafka]\nclient_id = \"x\"\n",
+            // Another service's tokens, but none set.
+            "[query]\nauth_tokens = []\n",
+        ] {
+            let (_dir, path) = config_file(toml, 0o666);
+            assert!(load::<Raw>(SHARED_DEFAULTS, Some(&path)).is_ok(), "{toml}");
+        }
+        // Tokens are secrets in whichever service reads the file.
+        let (_dir, path) = config_file("[query]\nauth_tokens = [\"0123456789abcdef-x\"]\n", 0o644);
+        let error = load::<Raw>(SHARED_DEFAULTS, Some(&path)).expect_err("tokens");
+        assert!(error.to_string().contains("query.auth_tokens"), "{error}");
+        assert!(!error.to_string().contains("0123456789abcdef"), "{error}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_reported_without_its_lines() {
+        let (_dir, path) = config_file(
+            "[kafka.options]\n\"sasl.password\" = \"hunter2-unterminated\n",
+            0o600,
+        );
+        let error = load::<Raw>(SHARED_DEFAULTS, Some(&path)).expect_err("not TOML");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("line 2"), "{shown}");
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
     }
 }

@@ -13,6 +13,17 @@ pub enum Error {
     #[error("cannot load configuration: {0}")]
     ConfigLoad(#[from] config::ConfigError),
 
+    /// A configuration file holds secrets but every user of the machine may read it.
+    #[error(
+        "configuration file {path} holds secrets ({keys}) but is readable by every user: run `chmod 600 {path}` (and keep it owned by the service's user)"
+    )]
+    InsecureConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The secret settings found in it, by key (never their values).
+        keys: String,
+    },
+
     /// A Kafka operation failed.
     #[error("kafka {operation} failed: {source}")]
     Kafka {
@@ -90,6 +101,7 @@ impl Error {
             Error::Kafka { .. } | Error::Lake { .. } | Error::Io { .. } | Error::S3 { .. } => true,
             Error::Config { .. }
             | Error::ConfigLoad(_)
+            | Error::InsecureConfigFile { .. }
             | Error::TopicCreation { .. }
             | Error::NotFound { .. }
             | Error::InvalidKey { .. }
@@ -108,11 +120,12 @@ impl Error {
         }
     }
 
-    /// Builds a [`Error::Kafka`] for `operation`.
+    /// Builds a [`Error::Kafka`] for `operation`. A client configuration error naming a secret
+    /// option (or an unknown one, which may be a misspelt secret) has its value replaced by `***`.
     pub fn kafka(operation: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
         Error::Kafka {
             operation: operation.into(),
-            source,
+            source: crate::kafka::redact_error(source),
         }
     }
 }

@@ -15,6 +15,8 @@
 //! - [`events`]: the `lake.commits` event the sink publishes for every committed file;
 //! - [`config`]: layered, typed and validated configuration (defaults → TOML → `STOCKSTREAM__…` env);
 //! - [`kafka`]: librdkafka client settings and topic administration;
+//! - [`secret`]: which settings are secrets, their redaction in `Debug` output and errors, and the
+//!   refusal of configuration files with secrets that every user can read;
 //! - [`telemetry`], [`http`], [`shutdown`]: logs, Prometheus metrics, health endpoints and signals.
 
 pub mod catalog;
@@ -25,6 +27,7 @@ pub mod http;
 pub mod kafka;
 pub mod lake;
 pub mod record;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 

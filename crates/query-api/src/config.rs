@@ -1,7 +1,6 @@
 //! Configuration of the query API: the shared sections plus `[query]` (with `[query.glue]` and
 //! `[query.athena]`), `[live]`, `[status]` and `[http]`, validated once into [`Config`].
 
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +11,8 @@ use stockstream_common::config::{
     TelemetryConfig, load, parse_duration,
 };
 use stockstream_common::lake::PartitionTemplate;
+/// A bearer token (`query.auth_tokens`); its `Debug` output never shows the value.
+pub use stockstream_common::secret::Secret;
 use stockstream_common::{Error, Result};
 
 pub use crate::live::LiveConfig;
@@ -190,23 +191,6 @@ pub enum CatalogKind {
     Local,
     /// The AWS Glue Data Catalog.
     Glue,
-}
-
-/// A bearer token; its `Debug` output never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret's value, for comparison only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("Secret(***)")
-    }
 }
 
 /// Settings of the Athena engine (`[query.athena]`).
@@ -414,7 +398,7 @@ fn tokens(values: Vec<String>) -> Result<Vec<Secret>> {
                     "every token must be at least 16 characters",
                 ))
             } else {
-                Ok(Secret(token))
+                Ok(Secret::new(token))
             }
         })
         .collect()
@@ -490,9 +474,15 @@ mod tests {
     use super::*;
 
     fn load_with(toml: &str) -> Result<Config> {
+        load_with_mode(toml, 0o600)
+    }
+
+    fn load_with_mode(toml: &str, mode: u32) -> Result<Config> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("query.toml");
         std::fs::write(&path, toml).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         Config::load(Some(&path))
     }
 
@@ -549,5 +539,38 @@ mod tests {
             config.query.auth_tokens[0].expose(),
             "0123456789abcdef-secret"
         );
+    }
+
+    const SECRETS: &str = "[kafka.options]\n\"sasl.password\" = \"hunter2-kafka\"\n\"sasl.oauthbearer.client.secret\" = \"hunter2-oauth\"\n[query]\nauth_tokens = [\"hunter2-token-0123456789\"]\n";
+
+    #[test]
+    fn secrets_are_named_but_never_shown() {
+        let config = load_with(SECRETS).expect("loads");
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"sasl.password\": ***"), "{shown}");
+        assert!(
+            shown.contains("\"sasl.oauthbearer.client.secret\": ***"),
+            "{shown}"
+        );
+        assert!(shown.contains("auth_tokens: [Secret(***)]"), "{shown}");
+    }
+
+    #[test]
+    fn a_world_readable_file_with_secrets_is_refused() {
+        let error = load_with_mode(SECRETS, 0o644)
+            .expect_err("world-readable")
+            .to_string();
+        for named in [
+            "query.toml",
+            "kafka.options.\"sasl.password\"",
+            "kafka.options.\"sasl.oauthbearer.client.secret\"",
+            "query.auth_tokens",
+            "chmod 600",
+        ] {
+            assert!(error.contains(named), "{named}: {error}");
+        }
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(load_with_mode("[query]\nmax_rows = 5\n", 0o644).is_ok());
     }
 }
