@@ -146,6 +146,58 @@ fn is_world_readable(_path: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// The secrets conformance check every service's configuration passes (called from each crate's
+/// tests with its own loader): Kafka credentials set in a file are usable, named in `Debug`
+/// output but never shown, and a world-readable file holding them is refused with its name, the
+/// keys and the fix, while one without secrets loads at any mode. Panics on a failed check.
+pub fn check_config_secrets<C: std::fmt::Debug, E: std::fmt::Display>(
+    file_name: &str,
+    load: impl Fn(&Path) -> std::result::Result<C, E>,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let directory = std::env::temp_dir().join(format!(
+        "stockstream-secrets-{}-{}",
+        std::process::id(),
+        file_name.replace('.', "-")
+    ));
+    std::fs::create_dir_all(&directory).expect("a temporary directory");
+    let path = directory.join(file_name);
+    let write = |toml: &str, mode: u32| {
+        std::fs::write(&path, toml).expect("write the configuration");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let secrets = "[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"hunter2-kafka\"\n\"ssl.key.password\" = \"hunter2-key\"\n";
+    write(secrets, 0o600);
+    let config = load(&path).unwrap_or_else(|error| panic!("a private file loads: {error}"));
+    let shown = format!("{config:?} {config:#?}");
+    assert!(!shown.contains("hunter2"), "a secret is shown: {shown}");
+    for key in ["\"sasl.password\": ***", "\"ssl.key.password\": ***"] {
+        assert!(shown.contains(key), "{key} is not named: {shown}");
+    }
+    write(secrets, 0o644);
+    let error = match load(&path) {
+        Ok(_) => panic!("a world-readable file with secrets was loaded"),
+        Err(error) => error.to_string(),
+    };
+    for named in [
+        file_name,
+        "kafka.options.\"sasl.password\"",
+        "kafka.options.\"ssl.key.password\"",
+        "chmod 600",
+    ] {
+        assert!(error.contains(named), "{named} is not in: {error}");
+    }
+    assert!(
+        !error.contains("hunter2"),
+        "a secret is in the error: {error}"
+    );
+    write("[kafka.options]\n\"security.protocol\" = \"SSL\"\n", 0o644);
+    if let Err(error) = load(&path) {
+        panic!("a world-readable file without secrets is refused: {error}");
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,46 +175,10 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// Writes `toml` with `mode` and loads it.
-    fn load_with_mode(toml: &str, mode: u32) -> Result<Config> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("ingest.toml");
-        std::fs::write(&path, toml).expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        Config::load(Some(&path))
-    }
-
-    const SECRETS: &str = "[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"hunter2-kafka\"\n\"ssl.key.password\" = \"hunter2-key\"\n";
-
     #[test]
-    fn kafka_secrets_are_named_but_never_shown() {
-        let config = load_with_mode(SECRETS, 0o600).expect("loads");
-        assert_eq!(
-            config.kafka.options.get("sasl.password"),
-            Some("hunter2-kafka")
-        );
-        let shown = format!("{config:?} {config:#?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("\"sasl.password\": ***"), "{shown}");
-        assert!(shown.contains("\"ssl.key.password\": ***"), "{shown}");
-    }
-
-    #[test]
-    fn a_world_readable_file_with_secrets_is_refused() {
-        let error = load_with_mode(SECRETS, 0o644)
-            .expect_err("world-readable")
-            .to_string();
-        for named in [
-            "ingest.toml",
-            "kafka.options.\"sasl.password\"",
-            "kafka.options.\"ssl.key.password\"",
-            "chmod 600",
-        ] {
-            assert!(error.contains(named), "{named}: {error}");
-        }
-        assert!(!error.contains("hunter2"), "{error}");
-        let plain = "[kafka.options]\n\"security.protocol\" = \"SSL\"\n";
-        assert!(load_with_mode(plain, 0o644).is_ok());
+    fn secrets_are_named_but_never_shown_and_world_readable_files_refused() {
+        stockstream_common::secret::check_config_secrets("ingest.toml", |path| {
+            Config::load(Some(path))
+        });
     }
 }
