@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stockstream_common::catalog::{CATALOG_KEY, Catalog, Column};
-use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
+use stockstream_common::catalog::{CATALOG_KEY, Catalog};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics, producer_config};
-use stockstream_common::lake::{LocalStore, PartitionValue};
+use stockstream_common::lake::{LocalStore, PartitionTemplate};
 use stockstream_common::record::Quote;
 use stockstream_e2e::stack::{start_services, stop, wait_for_count};
-use stockstream_e2e::{Tansu, http_get, kafka_config, read_topic};
+use stockstream_e2e::{Tansu, commit_quotes_file, http_get, kafka_config, read_topic};
 
 async fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
     producer
@@ -42,47 +41,6 @@ fn quote(day: u64) -> Result<Quote> {
     })
 }
 
-/// An event as the sink writes it, for `table`, naming `key` in partition `symbol`/`year`.
-fn event(table: &str, key: &str, symbol: &str, year: &str) -> LakeCommitEvent {
-    let day = chrono::NaiveDate::from_ymd_opt(2099, 1, 1).unwrap_or_default();
-    LakeCommitEvent {
-        version: LAKE_COMMIT_VERSION,
-        table: table.into(),
-        table_location: format!("{table}/"),
-        object_key: key.into(),
-        partition_keys: vec![
-            Column {
-                name: "symbol".into(),
-                data_type: "string".into(),
-            },
-            Column {
-                name: "year".into(),
-                data_type: "int".into(),
-            },
-        ],
-        partition: vec![
-            PartitionValue {
-                name: "symbol".into(),
-                value: symbol.into(),
-            },
-            PartitionValue {
-                name: "year".into(),
-                value: year.into(),
-            },
-        ],
-        row_count: 1,
-        size_bytes: 1000,
-        min_trade_date: day,
-        max_trade_date: day,
-        schema_fingerprint: "none".into(),
-        source_topic: "quotes".into(),
-        source_partition: 0,
-        first_offset: 0,
-        last_offset: 0,
-        committed_at: chrono::Utc::now(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Result<()> {
     let broker = Tansu::start()?;
@@ -101,33 +59,19 @@ async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Res
     let count = "SELECT count(*) FROM quotes";
     wait_for_count(&mut services, count, 5, Duration::from_secs(90)).await?;
 
-    // With the table's own fingerprint, the catalog reads no footer for the quotes events: the
-    // missing file of the new partition is found by the existence check.
-    let fingerprint = Catalog::load(&LocalStore::new(&lake)?)
-        .await?
-        .and_then(|catalog| {
-            let database = catalog.databases.into_values().next()?;
-            database
-                .tables
-                .get("quotes")?
-                .parameters
-                .get("stockstream.schema_fingerprint")
-                .cloned()
-        })
-        .context("no quotes table in the catalog")?;
-    let mut missing_file = event(
-        "quotes",
-        "quotes/symbol=PSN/year=2099/quotes+0+9+9.parquet",
-        "PSN",
-        "2099",
-    );
-    missing_file.schema_fingerprint = fingerprint;
-    let mut inconsistent = event(
-        "quotes",
-        "quotes/symbol=PSN/year=2001/x.parquet",
-        "PSN",
-        "2001",
-    );
+    // Events as the sink writes them, for files written to a scratch store, not to the lake.
+    // With the table's own fingerprint the catalog reads no footer for them: the missing file
+    // of the new partition is found by the existence check.
+    let scratch = tempfile::tempdir()?;
+    let scratch = LocalStore::new(scratch.path())?;
+    let template = PartitionTemplate::default();
+    let day = |year| chrono::NaiveDate::from_ymd_opt(year, 1, 2).context("date");
+    let missing_file = commit_quotes_file(&scratch, &template, "PSN", day(2099)?, 9).await?;
+    let mut ghost = commit_quotes_file(&scratch, &template, "X", day(2098)?, 0).await?;
+    ghost.table = "ghost".into();
+    ghost.table_location = "ghost/".into();
+    ghost.object_key = ghost.object_key.replacen("quotes/", "ghost/", 1);
+    let mut inconsistent = commit_quotes_file(&scratch, &template, "PSN", day(2001)?, 1).await?;
     inconsistent.partition[1].value = "1999".into();
     let poison: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -138,15 +82,7 @@ async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Res
             "file outside its partition",
             serde_json::to_vec(&inconsistent)?,
         ),
-        (
-            "new table, missing file",
-            serde_json::to_vec(&event(
-                "ghost",
-                "ghost/symbol=X/year=2099/ghost+0+0+0.parquet",
-                "X",
-                "2099",
-            ))?,
-        ),
+        ("new table, missing file", serde_json::to_vec(&ghost)?),
         (
             "new partition, missing file",
             serde_json::to_vec(&missing_file)?,
@@ -173,7 +109,7 @@ async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Res
     ensure!(
         partitions
             .iter()
-            .all(|path| !path.contains("2099") && !path.contains("1999")),
+            .all(|path| !path.contains("2099") && !path.contains("1999") && !path.contains("2098")),
         "a poison event reached the catalog: {partitions:?}"
     );
 
@@ -189,7 +125,7 @@ async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Res
             "file outside its partition",
             "not in the directory of its partition values",
         ),
-        ("new table, missing file", "ghost/symbol=X/year=2099"),
+        ("new table, missing file", "ghost/symbol=X/year=2098"),
         ("new partition, missing file", "quotes/symbol=PSN/year=2099"),
     ];
     ensure!(
