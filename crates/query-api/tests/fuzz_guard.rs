@@ -50,7 +50,8 @@ fn verdict(sql: &str) -> Result<usize, String> {
 /// SQL text and its number of `?` placeholders.
 type Sql = (String, usize);
 
-/// Applies a keyword case to everything outside string literals and quoted identifiers.
+/// Applies a keyword case to everything outside string literals and quoted identifiers (the
+/// generated comments hold no quotes, which this does not tell from literals).
 fn recase(sql: &str, case: u8) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut quote: Option<char> = None;
@@ -270,7 +271,7 @@ fn read_only() -> impl Strategy<Value = Sql> {
         1 => (select(), any::<bool>()).prop_map(|((inner, n), analyze)| {
             (format!("EXPLAIN {}{inner}", if analyze { "ANALYZE " } else { "" }), n)
         }),
-        1 => select().prop_map(|(inner, n)| (format!("-- the dashboard's query\n{inner};"), n)),
+        1 => select().prop_map(|(inner, n)| (format!("-- the dashboard query\n{inner};"), n)),
         1 => select().prop_map(|(inner, n)| (format!("/* a */ {inner} /* b */ ;  "), n)),
         1 => prop::collection::vec(expression(), 1..4).prop_map(|items| {
             let count = items.iter().map(|(_, n)| n).sum();
