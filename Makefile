@@ -122,6 +122,20 @@ test: tools lint ## Install what tests need, then run every test (unit, end-to-e
 	@scripts/verify-deploy.sh
 	@awk '/^test result:/ {passed += $$4; failed += $$6} END {printf "tests: %d passed, %d failed\n", passed, failed}' $(TARGET_DIR)/test-output.log
 
+# The fuzz targets, as package:test (docs/fuzzing.md); each runs its properties and its corpus.
+FUZZ_TARGETS := stockstream-ingest:fuzz_csv stockstream-common:fuzz_quote_json stockstream-common:fuzz_template stockstream-query-api:fuzz_guard
+FUZZ_CASES ?= 20000
+
+.PHONY: fuzz
+fuzz: ## Property tests of the CSV reader, quote JSON, partition templates and SQL guard with 20,000 cases each (FUZZ_CASES=…)
+	@set -e; for target in $(FUZZ_TARGETS); do \
+		package=$${target%%:*}; test=$${target#*:}; \
+		echo "==> fuzz $$test ($$package): PROPTEST_CASES=$(FUZZ_CASES) per property"; \
+		start=$$(date +%s); \
+		PROPTEST_CASES=$(FUZZ_CASES) cargo test -p $$package --test $$test -- --test-threads=2; \
+		echo "<== fuzz $$test passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
 .PHONY: clean-state
 clean-state: stop ## Stop the stack and delete its state (broker data, lake, offsets, logs)
 	rm -rf var

@@ -18,7 +18,8 @@ use datafusion::sql::sqlparser::ast::{
     Expr, ObjectName, Query, SetExpr, Statement, TableFactor, Value, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Result};
 
@@ -46,10 +47,59 @@ pub struct CheckedSql {
     pub placeholders: usize,
 }
 
+/// Most tokens one nesting level of a statement may hold between two commas.
+///
+/// The parser builds `a + b + c …`, `x::INT::INT …`, `a[1][1] …` and `… UNION SELECT …` chains in
+/// a loop, one level of the syntax tree per link, without counting them against its recursion
+/// limit; visiting, printing, cloning, planning and dropping such a tree recurse once per link,
+/// so a chain of some thousand links (a few KiB of SQL) overflowed the stack and aborted the
+/// process (found by `tests/fuzz_guard.rs`). Each link takes at least one token at its level, so
+/// this bounds every chain. Long lists (`IN (…)`, select lists, `VALUES`) are separated by commas
+/// and not limited.
+pub const MAX_TOKENS_PER_LEVEL: usize = 512;
+
+/// Deepest nesting of brackets (`(`, `[`, `{`) a statement may have. sqlparser's parsing time
+/// doubles with each level of nested `NOT (…)` or `CAST(…)` beyond about 30 (40 levels took
+/// minutes: found by `tests/fuzz_guard.rs`); queries people write nest far less.
+pub const MAX_BRACKET_DEPTH: usize = 24;
+
+/// Stack of the thread that parses and checks a statement. The parser stops at 50 levels of
+/// nesting, but in a debug build one level of a nested subquery takes about 100 KiB of stack, so
+/// 30 nested `NOT`s already overflowed a 2 MiB thread (found by `tests/fuzz_guard.rs`).
+const CHECK_STACK_BYTES: usize = 32 << 20;
+
 /// Parses `sql` and checks that it is one read-only statement over `scope`.
+///
+/// Runs on a thread of its own with a [`CHECK_STACK_BYTES`] stack, so that no input can overflow
+/// the caller's (a runtime worker's) stack; statements refused there are dropped there too.
 pub fn check(sql: &str, scope: &Scope) -> Result<CheckedSql> {
-    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|error| Error::InvalidQuery(format!("SQL does not parse: {error}")))?;
+    std::thread::scope(|threads| {
+        let checker = std::thread::Builder::new()
+            .name("sql-guard".into())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(threads, || check_on_this_thread(sql, scope))
+            .map_err(|error| Error::Unavailable {
+                reason: format!("cannot start the SQL check: {error}"),
+                retry_after: std::time::Duration::from_secs(1),
+            })?;
+        checker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn check_on_this_thread(sql: &str, scope: &Scope) -> Result<CheckedSql> {
+    let unparseable =
+        |error: ParserError| Error::InvalidQuery(format!("SQL does not parse: {error}"));
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|error| unparseable(error.into()))?;
+    check_shape(&tokens)?;
+    let mut statements = Parser::new(&dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(unparseable)?;
     let statement = match statements.len() {
         0 => return Err(Error::BadRequest("the SQL holds no statement".into())),
         1 => statements.remove(0),
@@ -68,6 +118,51 @@ pub fn check(sql: &str, scope: &Scope) -> Result<CheckedSql> {
         placeholders: reader.placeholders,
         statement,
     })
+}
+
+/// Refuses a statement with more than [`MAX_TOKENS_PER_LEVEL`] tokens at one level of brackets
+/// between two commas, or with brackets nested deeper than [`MAX_BRACKET_DEPTH`].
+fn check_shape(tokens: &[TokenWithSpan]) -> Result<()> {
+    // Tokens seen so far at each open bracket level, the outermost first.
+    let mut levels = vec![0usize];
+    for token in tokens {
+        match token.token {
+            Token::Whitespace(_) => continue,
+            Token::Comma | Token::SemiColon => {
+                if let Some(count) = levels.last_mut() {
+                    *count = 0;
+                }
+                continue;
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                if levels.len() > 1 {
+                    levels.pop();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let count = levels.last_mut().map_or(0, |count| {
+            *count += 1;
+            *count
+        });
+        if count > MAX_TOKENS_PER_LEVEL {
+            return Err(Error::Forbidden(format!(
+                "the statement is too long at line {}: more than {MAX_TOKENS_PER_LEVEL} tokens at one level of parentheses without a comma (a long chain of operators such as `a OR b OR …`); split it, or use IN (…) for a long list of values",
+                token.span.start.line
+            )));
+        }
+        if matches!(token.token, Token::LParen | Token::LBracket | Token::LBrace) {
+            if levels.len() > MAX_BRACKET_DEPTH {
+                return Err(Error::Forbidden(format!(
+                    "the statement nests parentheses more than {MAX_BRACKET_DEPTH} deep at line {}",
+                    token.span.start.line
+                )));
+            }
+            levels.push(0);
+        }
+    }
+    Ok(())
 }
 
 fn check_statement(statement: &Statement, scope: &Scope) -> Result<()> {
@@ -369,6 +464,33 @@ mod tests {
         assert_eq!(checked.placeholders, 3);
         let error = check("SELECT * FROM quotes WHERE symbol = $1", &scope()).expect_err("$1");
         assert!(error.to_string().contains("`?` placeholders"), "{error}");
+    }
+
+    #[test]
+    fn long_chains_are_refused_before_they_are_parsed() {
+        let chain = |links: usize| format!("SELECT 1{} FROM quotes", " + 1".repeat(links));
+        check(&chain(200), &scope()).expect("a chain of 200 links passes");
+        let error = check(&chain(40_000), &scope()).expect_err("too long");
+        assert!(error.to_string().contains("too long"), "{error}");
+        let list: Vec<String> = (0..5000).map(|value| value.to_string()).collect();
+        let sql = format!("SELECT * FROM quotes WHERE volume IN ({})", list.join(", "));
+        check(&sql, &scope()).expect("a long list passes");
+        let nested = format!("SELECT {}TRUE FROM quotes", "NOT ".repeat(30));
+        check(&nested, &scope()).expect("30 nested NOTs pass on the checking thread's stack");
+    }
+
+    #[test]
+    fn deep_brackets_are_refused_before_they_are_parsed() {
+        let nested = |depth: usize| {
+            format!(
+                "SELECT {}1{} FROM quotes",
+                "NOT (".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        check(&nested(MAX_BRACKET_DEPTH), &scope()).expect("passes");
+        let error = check(&nested(40), &scope()).expect_err("too deep");
+        assert!(error.to_string().contains("more than 24 deep"), "{error}");
     }
 
     /// The statements of a corpus file: entries separated by `---` lines, `--` lines dropped.

@@ -197,9 +197,14 @@ fn parse_value(value: &str) -> Result<Vec<Part>, String> {
                 if text.contains('}') {
                     return Err("a `}` has no `{`".into());
                 }
-                if text != super::layout::hive_escape(text) || text.contains(['=', ' ']) {
+                // Blanks of any script are refused, not only spaces: the template's text is
+                // trimmed when parsed, so a blank before a trailing `/` would not survive
+                // printing and parsing the template again.
+                if text != super::layout::hive_escape(text)
+                    || text.contains(|c: char| c == '=' || c.is_whitespace())
+                {
                     return Err(format!(
-                        "literal text `{text}` holds characters that need escaping in a path"
+                        "literal text `{text}` holds blanks or characters that need escaping in a path"
                     ));
                 }
                 parts.push(Part::Text(text.to_string()));
@@ -425,6 +430,7 @@ mod tests {
             ("s=x}", "has no `{`"),
             ("s=fixed", "no placeholder"),
             ("s=a:{symbol}", "need escaping"),
+            ("s={symbol}\u{a0}/", "blanks"),
             ("close={yyyy}", "also a column of the files"),
             ("date={date}/symbol={yyyy}", "also a column"),
         ] {

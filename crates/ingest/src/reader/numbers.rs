@@ -61,10 +61,29 @@ pub fn parse_number(text: &str, decimal: Decimal) -> Result<f64, NumberError> {
 }
 
 /// Parses a volume: a whole number, written as an integer or as a float (`1200.0`).
+///
+/// A float written with decimals (`1200.0`, `1.200,0`) is read from its digits, not through an
+/// `f64`: a float rounds the digits of a large volume (`9007199254740993.0` would read as
+/// `…992`) and turns a fraction beyond its precision (`4503599627370496.5`) into a whole number.
+/// Other forms (`1.2e3`) go through an `f64` and must be whole and at most 2^53.
 pub fn parse_volume(text: &str, decimal: Decimal) -> Result<i64, NumberError> {
     let trimmed = text.trim();
     if let Ok(volume) = trimmed.parse::<i64>() {
         return Ok(volume);
+    }
+    let normalized = match decimal {
+        Decimal::Point => Some(trimmed.to_string()),
+        Decimal::Comma => comma_to_point(trimmed),
+    };
+    if let Some((whole, fraction)) = normalized.as_deref().and_then(|text| text.split_once('.'))
+        && let Ok(volume) = whole.parse::<i64>()
+        && fraction.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return if fraction.bytes().all(|byte| byte == b'0') {
+            Ok(volume)
+        } else {
+            Err(NumberError::Unparseable)
+        };
     }
     let value = parse_number(trimmed, decimal)?;
     whole_volume(value).ok_or(NumberError::Unparseable)
@@ -159,6 +178,33 @@ mod tests {
         assert_eq!(
             parse_volume("null", Decimal::Point),
             Err(NumberError::Missing)
+        );
+        assert_eq!(parse_volume("1.2e3", Decimal::Point), Ok(1200));
+        assert_eq!(parse_volume("-0.0", Decimal::Point), Ok(0));
+    }
+
+    /// Through an `f64` these read as 2^53 and 2^52, silently (found by `tests/fuzz_csv.rs`).
+    #[test]
+    fn large_float_volumes_are_read_from_their_digits() {
+        assert_eq!(
+            parse_volume("9007199254740993.0", Decimal::Point),
+            Ok(9_007_199_254_740_993)
+        );
+        assert_eq!(
+            parse_volume("9223372036854775807.00", Decimal::Point),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            parse_volume("4503599627370496.5", Decimal::Point),
+            Err(NumberError::Unparseable)
+        );
+        assert_eq!(
+            parse_volume("9.007.199.254.740.993,0", Decimal::Comma),
+            Ok(9_007_199_254_740_993)
+        );
+        assert_eq!(
+            parse_volume("9223372036854775808.0", Decimal::Point),
+            Err(NumberError::Unparseable)
         );
     }
 

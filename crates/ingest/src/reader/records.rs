@@ -138,7 +138,7 @@ impl<R: BufRead> LineRecords<R> {
     fn read_lines(&mut self) -> std::io::Result<Option<u64>> {
         self.buffer.clear();
         let mut start_line = 0;
-        let mut quotes = 0usize;
+        let mut quoting = Quoting::FieldStart;
         loop {
             let before = self.buffer.len();
             let read = self.reader.read_until(b'\n', &mut self.buffer)?;
@@ -154,9 +154,9 @@ impl<R: BufRead> LineRecords<R> {
             if start_line == 0 {
                 start_line = self.line;
             }
-            quotes += memchr_count(b'"', &self.buffer[before..]);
+            quoting = quoting.scan(&self.buffer[before..], self.delimiter);
             self.terminated = self.buffer.last() == Some(&b'\n');
-            if quotes.is_multiple_of(2) {
+            if quoting != Quoting::InQuotedField {
                 if trim_line_end(&self.buffer).is_empty() {
                     // A blank line is not a record.
                     self.buffer.clear();
@@ -186,8 +186,33 @@ pub fn split_line(text: &str, delimiter: u8) -> Vec<String> {
         .collect()
 }
 
-fn memchr_count(needle: u8, haystack: &[u8]) -> usize {
-    haystack.iter().filter(|&&byte| byte == needle).count()
+/// Where the scan of a record's bytes stands, as [`split_quoted`] reads fields: a `"` opens a
+/// quoted field only at the start of a field; anywhere else it is text. A line break ends the
+/// record unless a quoted field is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// At the start of a field.
+    FieldStart,
+    /// In a field that did not start with `"`, or after a quoted field's closing `"`.
+    InText,
+    /// In a quoted field.
+    InQuotedField,
+    /// Just after a `"` in a quoted field: the closing one, or the first of `""`.
+    QuoteInQuotedField,
+}
+
+impl Quoting {
+    fn scan(self, bytes: &[u8], delimiter: u8) -> Self {
+        bytes.iter().fold(self, |state, &byte| match (state, byte) {
+            (Quoting::InQuotedField, b'"') => Quoting::QuoteInQuotedField,
+            (Quoting::InQuotedField, _) => Quoting::InQuotedField,
+            (Quoting::QuoteInQuotedField, b'"') => Quoting::InQuotedField,
+            (_, b'\n') => Quoting::FieldStart,
+            (_, byte) if byte == delimiter => Quoting::FieldStart,
+            (Quoting::FieldStart, b'"') => Quoting::InQuotedField,
+            _ => Quoting::InText,
+        })
+    }
 }
 
 /// Splits `text` at `delimiter`; quoted fields are unescaped into `unescaped`.
@@ -333,6 +358,21 @@ mod tests {
         assert_eq!(second.field(2), None);
         assert!(!records.last_record_terminated());
         assert!(records.next_record().expect("reads").is_none());
+    }
+
+    /// A `"` inside an unquoted field is text, as the field splitter reads it; it used to count
+    /// as opening a quoted field, so the following rows were read as part of that one (found by
+    /// `tests/fuzz_csv.rs`).
+    #[test]
+    fn a_quote_inside_an_unquoted_field_does_not_join_lines() {
+        let records = all("a,25\"68,c\nd,\"e\"x\",f\ng,\"h\nh\",i\n", b',');
+        assert_eq!(
+            records[0],
+            (1, vec!["a".into(), "25\"68".into(), "c".into()])
+        );
+        assert_eq!(records[1], (2, vec!["d".into(), "ex\"".into(), "f".into()]));
+        assert_eq!(records[2], (3, vec!["g".into(), "h\nh".into(), "i".into()]));
+        assert_eq!(records.len(), 3);
     }
 
     #[test]

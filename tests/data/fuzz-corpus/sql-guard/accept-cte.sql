@@ -1,0 +1,1 @@
+WITH y AS (SELECT year, max(close) m FROM quotes GROUP BY year) SELECT * FROM y ORDER BY year

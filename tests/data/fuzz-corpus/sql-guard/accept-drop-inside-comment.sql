@@ -1,0 +1,2 @@
+-- DROP TABLE quotes
+SELECT 1 /* ; DELETE FROM quotes */

@@ -1,0 +1,1 @@
+SELECT * FROM quotes WHERE symbol = '; DROP TABLE quotes; --'

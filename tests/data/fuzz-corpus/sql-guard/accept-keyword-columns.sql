@@ -1,0 +1,1 @@
+SELECT open, high, low, close, adj_close, volume, close_usd, year FROM quotes

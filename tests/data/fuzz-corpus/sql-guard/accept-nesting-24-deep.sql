@@ -1,0 +1,1 @@
+SELECT NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (TRUE)))))))))))))))))))))))) FROM quotes

@@ -1,0 +1,1 @@
+SELECT * FROM quotes WHERE symbol = ? AND trade_date >= CAST(? AS DATE) LIMIT 10

@@ -1,0 +1,1 @@
+SELECT q.symbol FROM awsdatacatalog.stockstream.quotes AS q JOIN stockstream.quotes_1m AS m ON q.symbol = m.symbol

@@ -1,0 +1,1 @@
+SELECT "close" FROM "stockstream"."quotes"

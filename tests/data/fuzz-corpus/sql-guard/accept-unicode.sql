@@ -1,0 +1,1 @@
+SELECT '日本 é 😀' AS "名前" FROM quotes

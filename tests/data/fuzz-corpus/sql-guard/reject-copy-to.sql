@@ -1,0 +1,1 @@
+COPY quotes TO '/tmp/quotes.csv'

@@ -1,0 +1,1 @@
+WITH x AS (SELECT * FROM secrets) SELECT * FROM x

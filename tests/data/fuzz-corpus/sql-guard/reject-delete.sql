@@ -1,0 +1,1 @@
+DELETE FROM quotes WHERE true

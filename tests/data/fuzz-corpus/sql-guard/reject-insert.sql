@@ -1,0 +1,1 @@
+INSERT INTO quotes VALUES ('HSI', DATE '2010-01-04', 1, 1, 1, 1, 1, 0, NULL)

@@ -1,0 +1,1 @@
+UPDATE quotes SET close = 0
