@@ -265,6 +265,17 @@ async fn partitions_strategy_registers_each_partition_once() -> Result<()> {
         again.partitions_registered + again.tables_created + again.tables_updated,
         0
     );
+    // An event naming a file that is not in the lake registers nothing: the error names the
+    // key, so the service sets the event aside (tests/tests/catalog_poison.rs).
+    let missing = quotes_file(store.as_ref(), "HSI", 2099, 9).await?;
+    store.delete(&missing.object_key).await?;
+    match catalog.apply(std::slice::from_ref(&missing)).await {
+        Err(stockstream_glue_crawler::Error::Common(stockstream_common::Error::NotFound {
+            key,
+        })) => assert_eq!(key, missing.object_key),
+        other => panic!("a missing file was not reported as missing: {other:?}"),
+    }
+    assert_eq!(partitions(&glue).await?.len(), 2);
     let mut restarted = GlueCatalog::connect(
         settings(&moto, Strategy::Partitions),
         DATABASE,

@@ -35,7 +35,15 @@ impl GlueCatalog {
                 .iter()
                 .map(|value| value.value.clone())
                 .collect();
-            if !state.partitions.contains(&values) {
+            if !state.partitions.contains(&values) && !wanted.contains_key(&values) {
+                // A new partition must hold the file that announces it; the service sets an
+                // event naming a missing file aside (see `poison`).
+                if !self.store.exists(&event.object_key).await? {
+                    return Err(stockstream_common::Error::NotFound {
+                        key: event.object_key.clone(),
+                    }
+                    .into());
+                }
                 let location = format!(
                     "{}{}/",
                     self.location(&event.table_location),
