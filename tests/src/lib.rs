@@ -536,6 +536,21 @@ pub fn stream_quotes(
     }))
 }
 
+/// A valid quote of `symbol` on `date` with fixed prices.
+pub fn sample_quote(symbol: &str, date: chrono::NaiveDate) -> stockstream_common::record::Quote {
+    stockstream_common::record::Quote {
+        symbol: symbol.into(),
+        trade_date: date,
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        adj_close: 10.5,
+        volume: 100,
+        close_usd: Some(1.3),
+    }
+}
+
 /// Writes a one-row quotes file laid out by `template` into `store` and returns its commit event,
 /// as the sink does.
 pub async fn commit_quotes_file(
@@ -547,17 +562,7 @@ pub async fn commit_quotes_file(
 ) -> Result<stockstream_common::events::LakeCommitEvent> {
     use stockstream_common::catalog::{columns_of, schema_fingerprint};
     use stockstream_common::lake::{LakeRow, QUOTES_TABLE, encode_quotes, partition_path};
-    let quote = stockstream_common::record::Quote {
-        symbol: symbol.into(),
-        trade_date: date,
-        open: 10.0,
-        high: 11.0,
-        low: 9.0,
-        close: 10.5,
-        adj_close: 10.5,
-        volume: 100,
-        close_usd: Some(1.3),
-    };
+    let quote = sample_quote(symbol, date);
     let partition = template.partition(&quote);
     let bytes = encode_quotes(
         template,

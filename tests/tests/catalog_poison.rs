@@ -13,7 +13,9 @@ use stockstream_common::kafka::{ensure_topics, pipeline_topics, producer_config}
 use stockstream_common::lake::{LocalStore, PartitionTemplate};
 use stockstream_common::record::Quote;
 use stockstream_e2e::stack::{start_services, stop, wait_for_count};
-use stockstream_e2e::{Tansu, commit_quotes_file, http_get, kafka_config, read_topic};
+use stockstream_e2e::{
+    Tansu, commit_quotes_file, http_get, kafka_config, read_topic, sample_quote,
+};
 
 async fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
     producer
@@ -28,17 +30,7 @@ async fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8])
 
 fn quote(day: u64) -> Result<Quote> {
     let start = chrono::NaiveDate::from_ymd_opt(2001, 1, 1).context("date")?;
-    Ok(Quote {
-        symbol: "PSN".into(),
-        trade_date: start + chrono::Days::new(day),
-        open: 10.0,
-        high: 11.0,
-        low: 9.0,
-        close: 10.5,
-        adj_close: 10.5,
-        volume: 100,
-        close_usd: Some(1.3),
-    })
+    Ok(sample_quote("PSN", start + chrono::Days::new(day)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -234,8 +234,14 @@ impl TimedBody {
 
 /// A request body that did not arrive in time.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time ({0})")]
-pub struct BodyTimeout(&'static str);
+pub enum BodyTimeout {
+    /// No data for [`BODY_IDLE_TIMEOUT`].
+    #[error("the request body sent no data for {:?}", BODY_IDLE_TIMEOUT)]
+    Idle,
+    /// Not complete within [`BODY_TOTAL_TIMEOUT`].
+    #[error("the request body was not complete within {:?}", BODY_TOTAL_TIMEOUT)]
+    Total,
+}
 
 impl http_body::Body for TimedBody {
     type Data = bytes::Bytes;
@@ -256,10 +262,10 @@ impl http_body::Body for TimedBody {
             }
             Poll::Pending => {
                 if this.total.as_mut().poll(context).is_ready() {
-                    return Poll::Ready(Some(Err(BodyTimeout("over 120 s in all").into())));
+                    return Poll::Ready(Some(Err(BodyTimeout::Total.into())));
                 }
                 if this.idle.as_mut().poll(context).is_ready() {
-                    return Poll::Ready(Some(Err(BodyTimeout("no data for 10 s").into())));
+                    return Poll::Ready(Some(Err(BodyTimeout::Idle.into())));
                 }
                 Poll::Pending
             }

@@ -5,7 +5,9 @@ use stockstream_common::events::LakeCommitEvent;
 use stockstream_common::lake::{LakeStore, partition_path};
 
 use crate::error::Result;
-use crate::tables::{FINGERPRINT_PARAMETER, add_partition, database_mut, file_columns, new_table};
+use crate::tables::{
+    FINGERPRINT_PARAMETER, add_partition, database_mut, file_columns, new_table, require_file,
+};
 
 /// What applying events changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -84,13 +86,9 @@ pub async fn apply_events(
         }
         if let Some(table) = database_mut(catalog, database).tables.get_mut(&event.table) {
             let path = partition_path(&event.partition);
-            // A new partition must hold the file that announces it (an event naming a missing
-            // file is set aside, see `poison`); known partitions cost no request.
-            if !table.partitions.contains_key(&path) && !store.exists(&event.object_key).await? {
-                return Err(stockstream_common::Error::NotFound {
-                    key: event.object_key.clone(),
-                }
-                .into());
+            // Known partitions cost no request.
+            if !table.partitions.contains_key(&path) {
+                require_file(store, &event.object_key).await?;
             }
             if add_partition(table, &event.partition) {
                 outcome.partitions_added += 1;

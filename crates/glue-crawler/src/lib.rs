@@ -50,7 +50,7 @@ use stockstream_common::kafka::{consumer_config, ensure_topics, pipeline_topics}
 use stockstream_common::lake::{LakeStore, open_store};
 use stockstream_common::telemetry::metrics_handle;
 
-use crate::poison::{DeadLetters, Received, SetAside};
+use crate::poison::{Batch, DeadLetters, Received};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::apply::{ApplyOutcome, apply_events};
@@ -320,19 +320,18 @@ async fn follow_commits(
             }
             received = consumer.recv() => received,
         };
-        let mut received = Vec::new();
+        let mut batch = Batch::default();
         let mut offsets = TopicPartitionList::new();
-        let mut record = |message: &rdkafka::message::BorrowedMessage<'_>,
-                          received: &mut Vec<Received>| {
+        let mut record = |message: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Batch| {
             let _ = offsets.add_partition_offset(
                 message.topic(),
                 message.partition(),
                 Offset::Offset(message.offset() + 1),
             );
-            received.push(Received::new(message));
+            batch.push(Received::decode(message));
         };
         match first {
-            Ok(message) => record(&message, &mut received),
+            Ok(message) => record(&message, &mut batch),
             Err(error) => {
                 tracing::warn!(%error, %topic, "consumer error");
                 readiness.set("kafka", false, error.to_string());
@@ -342,11 +341,11 @@ async fn follow_commits(
         }
         let window = tokio::time::sleep(config.crawler.batch_window);
         tokio::pin!(window);
-        while received.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH {
             tokio::select! {
                 () = &mut window => break,
                 next = consumer.recv() => match next {
-                    Ok(message) => record(&message, &mut received),
+                    Ok(message) => record(&message, &mut batch),
                     Err(error) => {
                         tracing::warn!(%error, %topic, "consumer error");
                         break;
@@ -358,13 +357,10 @@ async fn follow_commits(
         // The batch is applied before its offsets are committed; a refusal (throttling, an
         // outage, missing permissions) is retried with backoff and shows on /health/readyz. An
         // event at fault (see `poison`) is set aside instead, and the rest applied at once.
-        let (mut batch, mut set_aside) = split_received(received);
         let mut backoff = Duration::from_secs(1);
         loop {
-            let events: Vec<LakeCommitEvent> =
-                batch.iter().map(|(_, event)| event.clone()).collect();
-            let failure = match backend.apply(&events).await {
-                Ok(()) => match dead_letters.send(&set_aside).await {
+            let failure = match backend.apply(batch.events()).await {
+                Ok(()) => match dead_letters.send(&batch.set_aside).await {
                     Ok(()) => {
                         readiness.set("catalog", true, backend.describe());
                         break;
@@ -373,19 +369,10 @@ async fn follow_commits(
                     Err(error) => error,
                 },
                 Err(error) => {
-                    if let Some(key) = poison::blamed_key(&error).map(str::to_string) {
-                        let reason = error.to_string();
-                        let (blamed, kept): (Vec<_>, Vec<_>) = batch
-                            .into_iter()
-                            .partition(|(_, event)| event.object_key == key);
-                        batch = kept;
-                        if !blamed.is_empty() {
-                            set_aside.extend(blamed.into_iter().map(|(message, _)| SetAside {
-                                message,
-                                reason: reason.clone(),
-                            }));
-                            continue;
-                        }
+                    if let Some(key) = poison::blamed_key(&error)
+                        && batch.blame(key, &error.to_string())
+                    {
+                        continue;
                     }
                     error
                 }
@@ -403,19 +390,6 @@ async fn follow_commits(
         }
     }
     Ok(())
-}
-
-/// The decoded, consistent events of a batch (with their messages), and the messages set aside.
-fn split_received(received: Vec<Received>) -> (Vec<(Received, LakeCommitEvent)>, Vec<SetAside>) {
-    let mut events = Vec::new();
-    let mut set_aside = Vec::new();
-    for message in received {
-        match message.event.clone() {
-            Ok(event) => events.push((message, event)),
-            Err(reason) => set_aside.push(SetAside { message, reason }),
-        }
-    }
-    (events, set_aside)
 }
 
 async fn apply_batch(

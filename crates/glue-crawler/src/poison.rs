@@ -26,7 +26,7 @@ use crate::metrics;
 /// How long a dead letter's delivery may take before the batch is retried.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A message of `lake.commits` with what it holds.
+/// Where a message of `lake.commits` came from, and its bytes (what a dead letter carries).
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     /// Topic, partition and offset it was read from.
@@ -35,13 +35,13 @@ pub(crate) struct Received {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    /// The event, or why the payload is none.
-    pub event: std::result::Result<LakeCommitEvent, String>,
 }
 
 impl Received {
-    /// Decodes `message`.
-    pub(crate) fn new(message: &BorrowedMessage<'_>) -> Self {
+    /// Copies `message` and decodes its event, or says why it holds none that can be applied.
+    pub(crate) fn decode(
+        message: &BorrowedMessage<'_>,
+    ) -> (Self, std::result::Result<LakeCommitEvent, String>) {
         let payload = message.payload().unwrap_or_default().to_vec();
         let event = if payload.is_empty() {
             Err("the message has no payload".to_string())
@@ -53,14 +53,14 @@ impl Received {
                     None => Ok(event),
                 })
         };
-        Self {
+        let received = Self {
             topic: message.topic().to_string(),
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             payload,
-            event,
-        }
+        };
+        (received, event)
     }
 }
 
@@ -69,6 +69,60 @@ impl Received {
 pub(crate) struct SetAside {
     pub message: Received,
     pub reason: String,
+}
+
+/// One batch of `lake.commits`: the events to apply (with their messages, index for index) and
+/// the messages set aside so far.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    events: Vec<LakeCommitEvent>,
+    messages: Vec<Received>,
+    pub set_aside: Vec<SetAside>,
+}
+
+impl Batch {
+    /// Adds a decoded message: its event to apply, or the message set aside with the reason.
+    pub(crate) fn push(
+        &mut self,
+        (message, event): (Received, std::result::Result<LakeCommitEvent, String>),
+    ) {
+        match event {
+            Ok(event) => {
+                self.events.push(event);
+                self.messages.push(message);
+            }
+            Err(reason) => self.set_aside.push(SetAside { message, reason }),
+        }
+    }
+
+    /// Messages in the batch, applicable or not.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len() + self.set_aside.len()
+    }
+
+    /// The events to apply.
+    pub(crate) fn events(&self) -> &[LakeCommitEvent] {
+        &self.events
+    }
+
+    /// Sets aside every event naming `key`, with `reason`; returns whether there was one.
+    pub(crate) fn blame(&mut self, key: &str, reason: &str) -> bool {
+        let before = self.set_aside.len();
+        let mut index = 0;
+        while index < self.events.len() {
+            if self.events[index].object_key == key {
+                self.events.remove(index);
+                let message = self.messages.remove(index);
+                self.set_aside.push(SetAside {
+                    message,
+                    reason: reason.to_string(),
+                });
+            } else {
+                index += 1;
+            }
+        }
+        self.set_aside.len() > before
+    }
 }
 
 /// Why `event` cannot be applied, judged from the event alone; `None` when it is consistent.

@@ -66,6 +66,20 @@ pub(crate) fn add_partition(table: &mut Table, values: &[PartitionValue]) -> boo
     true
 }
 
+/// Fails with [`stockstream_common::Error::NotFound`] unless the event's file is in the lake: a
+/// new partition must hold the file that announces it (the service sets an event naming a
+/// missing file aside, see `poison`).
+pub(crate) async fn require_file(store: &dyn LakeStore, key: &str) -> Result<()> {
+    if store.exists(key).await? {
+        Ok(())
+    } else {
+        Err(stockstream_common::Error::NotFound {
+            key: key.to_string(),
+        }
+        .into())
+    }
+}
+
 /// Reads a data file's footer and returns its columns in catalog form.
 pub(crate) async fn file_columns(store: &dyn LakeStore, key: &str) -> Result<Vec<Column>> {
     let bytes = store.get(key).await?;

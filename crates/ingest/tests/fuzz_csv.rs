@@ -447,6 +447,16 @@ proptest! {
 }
 
 /// A valid quote of the corpus's neighbour rows.
+/// The reasons of the bad rows among `rows`.
+fn bad_reasons(rows: &[Row]) -> Vec<&str> {
+    rows.iter()
+        .filter_map(|row| match &row.outcome {
+            RowOutcome::Bad(reason) => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn neighbour(symbol: &str) -> Quote {
     Quote {
         symbol: symbol.into(),
@@ -468,13 +478,7 @@ fn row_corpus() {
     corpus::run_corpus("csv-row", |input| {
         let rows = read_between(&neighbour("BEFORE"), input, &neighbour("AFTER"));
         assert!(!rows.is_empty(), "the entry holds no row");
-        let bad: Vec<&str> = rows
-            .iter()
-            .filter_map(|row| match &row.outcome {
-                RowOutcome::Bad(reason) => Some(reason.as_str()),
-                _ => None,
-            })
-            .collect();
+        let bad = bad_reasons(&rows);
         match bad.len() {
             0 => Ok(()),
             count if count == rows.len() => Err(bad.join("; ")),
@@ -494,13 +498,7 @@ fn file_corpus() {
             .iter()
             .filter(|row| matches!(row.outcome, RowOutcome::Quote(_)))
             .count();
-        let bad: Vec<&str> = rows
-            .iter()
-            .filter_map(|row| match &row.outcome {
-                RowOutcome::Bad(reason) => Some(reason.as_str()),
-                _ => None,
-            })
-            .collect();
+        let bad = bad_reasons(&rows);
         match (quotes, bad.len()) {
             (0, 0) => Err("no data rows".to_string()),
             (_, 0) => Ok(()),

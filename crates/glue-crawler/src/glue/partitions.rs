@@ -11,7 +11,7 @@ use stockstream_common::lake::partition_path;
 
 use super::{GlueCatalog, GlueOutcome, glue_error, storage_descriptor};
 use crate::error::{Error, Result};
-use crate::tables::file_columns;
+use crate::tables::{file_columns, require_file};
 
 /// Most partitions per `BatchCreatePartition` call (Glue's limit).
 const BATCH_LIMIT: usize = 100;
@@ -36,14 +36,7 @@ impl GlueCatalog {
                 .map(|value| value.value.clone())
                 .collect();
             if !state.partitions.contains(&values) && !wanted.contains_key(&values) {
-                // A new partition must hold the file that announces it; the service sets an
-                // event naming a missing file aside (see `poison`).
-                if !self.store.exists(&event.object_key).await? {
-                    return Err(stockstream_common::Error::NotFound {
-                        key: event.object_key.clone(),
-                    }
-                    .into());
-                }
+                require_file(self.store.as_ref(), &event.object_key).await?;
                 let location = format!(
                     "{}{}/",
                     self.location(&event.table_location),
