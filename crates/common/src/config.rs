@@ -291,6 +291,12 @@ pub struct LakeSection {
     /// S3: how long one attempt of a request may take before it is retried (default 10s).
     #[serde(default)]
     pub request_timeout: Option<String>,
+    /// Compaction of small files (`[lake.compaction]`, used by the catalog service).
+    #[serde(default)]
+    pub compaction: crate::lake::CompactionSection,
+    /// Retention of old partitions (`[lake.retention]`, used by the catalog service).
+    #[serde(default)]
+    pub retention: crate::lake::RetentionSection,
 }
 
 /// Where and how to reach an AWS API: region and optional endpoint override. Credentials always

@@ -1,84 +1,18 @@
-//! Flush intents: the sink's progress, recorded in the lake itself.
+//! Flush intents: the sink's progress, recorded in the lake itself (the format lives in
+//! `stockstream_common::lake::intent`, since lake maintenance reads it too).
 //!
 //! Before a flush writes any data file, it writes an intent naming the Kafka range it covers
 //! (`start_offset..=end_offset` of one partition), when it was ingested, and every file it will
 //! write. The latest intent of a partition is the source of truth for how far that partition is in
 //! the lake; Kafka's committed offset is only a hint. See `docs/exactly-once.md`.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stockstream_common::catalog::Column;
-use stockstream_common::events::LakeCommitEvent;
 use stockstream_common::lake::{CONTROL_PREFIX, LakeStore, PartitionTemplate};
 
 use crate::error::{Error, Result};
 
-/// Version of the intent format.
-const INTENT_VERSION: u32 = 1;
-
-/// What one flush of one Kafka partition writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct FlushIntent {
-    pub(crate) version: u32,
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    /// First offset the flush covers (records below were in earlier flushes).
-    pub(crate) start_offset: i64,
-    /// Last offset the flush covers, dead-lettered records included.
-    pub(crate) end_offset: i64,
-    /// Ingestion time written into every row; replays reuse it so files come out identical.
-    pub(crate) ingested_at: DateTime<Utc>,
-    /// The files, as the `lake.commits` events announcing them.
-    pub(crate) files: Vec<LakeCommitEvent>,
-}
-
-impl FlushIntent {
-    pub(crate) fn new(
-        topic: &str,
-        partition: i32,
-        start_offset: i64,
-        end_offset: i64,
-        ingested_at: DateTime<Utc>,
-        files: Vec<LakeCommitEvent>,
-    ) -> Self {
-        debug_assert!(start_offset <= end_offset);
-        Self {
-            version: INTENT_VERSION,
-            topic: topic.to_string(),
-            partition,
-            start_offset,
-            end_offset,
-            ingested_at,
-            files,
-        }
-    }
-
-    /// Whether every file of the intent is in the lake (puts are atomic, so present means whole).
-    pub(crate) async fn is_complete(&self, store: &dyn LakeStore) -> Result<bool> {
-        for file in &self.files {
-            if !store.exists(&file.object_key).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// Prefix of one partition's intents.
-pub(crate) fn intent_prefix(topic: &str, partition: i32) -> String {
-    format!("{CONTROL_PREFIX}sink/{topic}/{partition}/")
-}
-
-/// Key of an intent, named by the first offset it covers, zero-padded so keys sort by offset.
-///
-/// Every flush starts right after the end of the partition's latest intent, so the latest intent
-/// sorts last, and two sinks that flush the same range (a paused zombie and the partition's new
-/// owner) race for the same key: [`claim_intent`] lets only one of them create it. (Intents of
-/// sinks before 0.2 were named by their end offset; the next flush's key, its start offset, still
-/// sorts after it.)
-pub(crate) fn intent_key(topic: &str, partition: i32, start_offset: i64) -> String {
-    format!("{}{start_offset:020}.json", intent_prefix(topic, partition))
-}
+pub(crate) use stockstream_common::lake::{FlushIntent, INTENT_VERSION, intent_key, intent_prefix};
 
 /// The outcome of [`claim_intent`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +141,7 @@ pub(crate) async fn latest_intent(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use stockstream_common::lake::LocalStore;
 
     fn intent(start: i64, end: i64, at_second: i64) -> FlushIntent {

@@ -95,16 +95,22 @@ pub fn encode_quotes<R: std::borrow::Borrow<LakeRow>>(
         Arc::new(ingested.finish()),
     ]);
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(row_group_size.max(1)))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build();
+    let properties = writer_properties(row_group_size)?;
     let mut buffer = Vec::with_capacity(rows.len() * 40 + 1024);
     let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties))?;
     writer.write(&batch)?;
     writer.close()?;
     Ok(Bytes::from(buffer))
+}
+
+/// How every Parquet file of the lake is written: zstd level 3, `row_group_size` rows per row
+/// group, page-level statistics (for pruning by min/max and the page index).
+pub fn writer_properties(row_group_size: usize) -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(row_group_size.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build())
 }
 
 /// Reads the Arrow schema from a Parquet file's footer (what a Glue crawler infers from a file).

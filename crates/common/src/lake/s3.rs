@@ -286,6 +286,9 @@ impl LakeStore for S3Store {
                 objects.push(ObjectMeta {
                     key: key.get(strip..).unwrap_or_default().to_string(),
                     size: object.size().unwrap_or(0).max(0) as u64,
+                    modified: object.last_modified().and_then(|at| {
+                        chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+                    }),
                 });
             }
         }

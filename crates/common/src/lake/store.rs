@@ -18,6 +18,8 @@ pub struct ObjectMeta {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the object was last written, where the store says.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Object storage for the lake, with atomic visibility: a reader sees an object whole or not at all.
@@ -210,6 +212,7 @@ impl LocalStore {
                     objects.push(ObjectMeta {
                         key,
                         size: metadata.len(),
+                        modified: metadata.modified().ok().map(chrono::DateTime::from),
                     });
                 }
             }
