@@ -9,6 +9,7 @@ use stockstream_common::config::{
     HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
     parse_duration,
 };
+use stockstream_common::lake::CompactionConfig;
 use stockstream_common::{Error, Result};
 
 use crate::glue::{GlueSettings, Strategy};
@@ -79,6 +80,8 @@ pub struct Config {
     pub crawler: CrawlerConfig,
     /// Operations endpoint.
     pub http: HttpConfig,
+    /// Compaction and retention (`[lake.compaction]`, `[lake.retention]`).
+    pub compaction: CompactionConfig,
 }
 
 /// Settings of the catalog service (section `[crawler]`).
@@ -156,7 +159,9 @@ impl Config {
                 ),
             ));
         }
+        let compaction = raw.lake.compaction.validate(&raw.lake.retention)?;
         Ok(Self {
+            compaction,
             kafka: raw.kafka.validate()?,
             lake: raw.lake.validate()?,
             telemetry: raw.telemetry,

@@ -2,12 +2,15 @@
 //!
 //! Every top-level folder that does not start with `_` or `.` is a table; its `.parquet` files'
 //! paths give the partitions (`name=value` segments), and Parquet footers give the columns.
+//! Folders below a table that start with `_` or `.` are not partitions; `_compacted` holds
+//! compacted generations, and a partition keeps the generation the previous catalog read (or,
+//! without one, its newest swapped generation).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use stockstream_common::catalog::{Catalog, Column};
-use stockstream_common::lake::{LakeStore, PartitionValue, parse_partition_path};
+use stockstream_common::lake::{COMPACTED_DIR, LakeStore, PartitionValue, parse_partition_path};
 
 use crate::error::Result;
 use crate::tables::{add_partition, database_mut, file_columns, new_table};
@@ -33,18 +36,50 @@ pub async fn crawl(
     database: &str,
     previous: Option<&Catalog>,
 ) -> Result<(Catalog, CrawlReport)> {
-    let mut files_by_table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Per table: (key as if in its home directory, real key).
+    let mut files_by_table: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    // (table, partition path) → generation locations holding data, and those marked swapped.
+    let mut generations: BTreeMap<(String, String), BTreeMap<String, bool>> = BTreeMap::new();
     for object in store.list("").await? {
-        let Some((table, _rest)) = object.key.split_once('/') else {
+        let Some((table, rest)) = object.key.split_once('/') else {
             continue;
         };
-        if table.starts_with('_') || table.starts_with('.') || !object.key.ends_with(".parquet") {
+        if table.starts_with('_') || table.starts_with('.') {
+            continue;
+        }
+        if let Some(generation) = rest.strip_prefix(&format!("{COMPACTED_DIR}/")) {
+            // `<path>/g<id>/<file>`
+            let mut parts = generation.rsplitn(3, '/');
+            let (Some(file), Some(id), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let location = format!("{table}/{COMPACTED_DIR}/{path}/{id}/");
+            let entry = generations
+                .entry((table.to_string(), path.to_string()))
+                .or_default()
+                .entry(location)
+                .or_default();
+            if file == "_swapped.json" {
+                *entry = true;
+            } else if file.ends_with(".parquet") {
+                files_by_table
+                    .entry(table.to_string())
+                    .or_default()
+                    .push((format!("{table}/{path}/{file}"), object.key.clone()));
+            }
+            continue;
+        }
+        let hidden = rest
+            .split('/')
+            .any(|segment| segment.starts_with('_') || segment.starts_with('.'));
+        if hidden || !object.key.ends_with(".parquet") {
             continue;
         }
         files_by_table
             .entry(table.to_string())
             .or_default()
-            .push(object.key);
+            .push((object.key.clone(), object.key));
     }
 
     let mut catalog = Catalog::default();
@@ -54,7 +89,7 @@ pub async fn crawl(
         // One sample file per partition: its path gives the values, its footer the columns.
         let mut partitions: BTreeMap<Vec<PartitionValue>, String> = BTreeMap::new();
         let mut key_names: Option<Vec<String>> = None;
-        for key in &keys {
+        for (key, real_key) in &keys {
             let Some(values) = parse_partition_path(&table_name, key) else {
                 report
                     .inconsistencies
@@ -72,7 +107,7 @@ pub async fn crawl(
                 }
                 Some(_) => {}
             }
-            partitions.entry(values).or_insert_with(|| key.clone());
+            partitions.entry(values).or_insert_with(|| real_key.clone());
         }
         let Some(key_names) = key_names else {
             continue;
@@ -102,8 +137,25 @@ pub async fn crawl(
         for values in partitions.keys() {
             add_partition(&mut table, values);
         }
-
         let old = previous.and_then(|catalog| catalog.table(database, &table_name));
+        for (path, partition) in &mut table.partitions {
+            let Some(held) = generations.get(&(table_name.clone(), path.clone())) else {
+                continue;
+            };
+            let previous_location = old
+                .and_then(|old| old.partitions.get(path))
+                .map(|old| old.location.clone())
+                .filter(|location| held.contains_key(location));
+            let newest_swapped = held
+                .iter()
+                .filter(|(_, swapped)| **swapped)
+                .map(|(location, _)| location.clone())
+                .next_back();
+            if let Some(location) = previous_location.or(newest_swapped) {
+                partition.location = location;
+            }
+        }
+
         let old_partitions: BTreeSet<&String> = old
             .map(|old| old.partitions.keys().collect())
             .unwrap_or_default();

@@ -22,9 +22,34 @@ pub enum Error {
         message: String,
     },
 
-    /// A data file's footer could not be read to learn its schema.
+    /// A data file's footer could not be read to learn its schema, or its rows to merge them.
     #[error("cannot read the schema of `{key}`: {reason}")]
     Schema { key: String, reason: String },
+
+    /// Merging files failed outside the files themselves (the merge task panicked or was
+    /// cancelled).
+    #[error("merging files failed: {0}")]
+    Merge(String),
+
+    /// Another process took over the maintenance lease (this one was paused past its expiry):
+    /// this process changes nothing more until it holds the lease again.
+    #[error("the maintenance lease was taken over by another process")]
+    LeaseLost,
+
+    /// Another process holds the maintenance lease.
+    #[error(
+        "{purpose} (pid {pid} on {host}) holds the maintenance lease until {expires_at}; stop it or pass --wait"
+    )]
+    LeaseBusy {
+        purpose: String,
+        pid: u32,
+        host: String,
+        expires_at: String,
+    },
+
+    /// Compaction cannot work with this catalog.
+    #[error("compaction is not possible here: {0}")]
+    CompactionRefused(&'static str),
 }
 
 impl Error {
@@ -36,7 +61,8 @@ impl Error {
             Error::Glue { message, .. } => {
                 !(message.contains("AccessDenied") || message.contains("not authorized"))
             }
-            Error::Schema { .. } => false,
+            Error::Schema { .. } | Error::CompactionRefused(_) => false,
+            Error::Merge(_) | Error::LeaseLost | Error::LeaseBusy { .. } => true,
         }
     }
 }

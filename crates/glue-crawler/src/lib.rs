@@ -28,10 +28,12 @@
 //! `partitions.rs`, `projection.rs`, `crawler.rs`, one per strategy).
 
 mod apply;
+pub mod compaction;
 pub mod config;
 mod crawl;
 pub mod error;
 pub mod glue;
+mod maintain;
 mod metrics;
 mod poison;
 mod tables;
@@ -58,6 +60,7 @@ pub use crate::config::{CatalogMode, Config};
 pub use crate::crawl::{CrawlReport, crawl};
 pub use crate::error::{Error, Result};
 pub use crate::glue::{GlueCatalog, GlueOutcome, GlueSettings, Strategy};
+pub use crate::maintain::{CompactReport, compact_once};
 
 /// Most events applied in one catalog update.
 const MAX_BATCH: usize = 1000;
@@ -281,7 +284,11 @@ async fn follow_commits(
 ) -> Result<()> {
     let store = open_store(&config.lake).await?;
     let database = config.crawler.database.as_str();
-    let mut backend = Backend::open(config, store).await?;
+    let mut backend = Backend::open(config, store.clone()).await?;
+    readiness.set("maintenance", false, "waiting for the maintenance lease");
+    let (maintenance, maintenance_task) =
+        crate::maintain::Maintenance::start(config, store.clone(), shutdown).await?;
+    readiness.set("maintenance", true, "holding the maintenance lease");
     readiness.set("catalog", true, backend.describe());
     ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
     let topic = config.kafka.topics.lake_commits.clone();
@@ -301,6 +308,7 @@ async fn follow_commits(
         })?;
     readiness.set("kafka", true, format!("subscribed to {topic}"));
     let dead_letters = DeadLetters::new(&config.kafka)?;
+    let announcer = compaction::Announcer::new(&config.kafka)?;
     tracing::info!(%topic, database, "following lake commits");
     let mut ticker = tokio::time::interval(config.crawler.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -359,7 +367,22 @@ async fn follow_commits(
         // event at fault (see `poison`) is set aside instead, and the rest applied at once.
         let mut backoff = Duration::from_secs(1);
         loop {
-            let failure = match backend.apply(batch.events()).await {
+            let applied = {
+                // Compaction swaps locations under the same lock.
+                let _guard = maintenance.lock.lock().await;
+                match backend.apply(batch.events()).await {
+                    Ok(()) => compaction::copy_late_files(
+                        store.as_ref(),
+                        &maintenance.generations,
+                        Some(&announcer),
+                        batch.events(),
+                    )
+                    .await
+                    .map(metrics::late_files_copied),
+                    Err(error) => Err(error),
+                }
+            };
+            let failure = match applied {
                 Ok(()) => match dead_letters.send(&batch.set_aside).await {
                     Ok(()) => {
                         readiness.set("catalog", true, backend.describe());
@@ -380,7 +403,10 @@ async fn follow_commits(
             tracing::error!(error = %failure, retryable = failure.is_retryable(), retry_in = ?backoff, "applying lake commits failed");
             readiness.set("catalog", false, failure.to_string());
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    let _ = maintenance_task.await;
+                    return Ok(());
+                }
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -389,6 +415,8 @@ async fn follow_commits(
             tracing::warn!(%error, "offset commit failed; the events will be applied again (harmlessly)");
         }
     }
+    // The task gives the lease up once `shutdown` is cancelled.
+    let _ = maintenance_task.await;
     Ok(())
 }
 

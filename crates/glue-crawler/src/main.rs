@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stockstream_common::shutdown::run_service;
-use stockstream_glue_crawler::{Config, crawl_and_save, load_catalog, run, sync_glue};
+use stockstream_glue_crawler::{
+    Config, compact_once, crawl_and_save, load_catalog, run, sync_glue,
+};
 
 /// Keeps the catalog current from `lake.commits` events; rebuilds or prints it on demand.
 #[derive(Debug, Parser)]
@@ -38,6 +40,18 @@ enum Command {
     },
     /// Print the current catalog as JSON.
     Show,
+    /// Compact small files now (rounds until no partition qualifies, `[lake.compaction]`
+    /// settings), finish or undo what a killed run left, delete replaced files whose grace period
+    /// is over; prints what was merged. Refuses while the catalog service holds the maintenance
+    /// lease (it compacts by itself when `lake.compaction.enabled`).
+    Compact {
+        /// Report what would be compacted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait for the lease instead of refusing.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +79,12 @@ fn main() -> ExitCode {
         }),
         Command::Sync { dry_run } => one_shot(async move {
             let report = sync_glue(&config, dry_run)
+                .await
+                .map_err(|error| error.to_string())?;
+            serde_json::to_string_pretty(&report).map_err(|error| error.to_string())
+        }),
+        Command::Compact { dry_run, wait } => one_shot(async move {
+            let report = compact_once(&config, dry_run, wait)
                 .await
                 .map_err(|error| error.to_string())?;
             serde_json::to_string_pretty(&report).map_err(|error| error.to_string())

@@ -184,7 +184,9 @@ pub(crate) fn check_event(event: &LakeCommitEvent) -> Option<String> {
             "partition values {value_names:?} do not match the partition keys {key_names:?}"
         ));
     }
-    let in_path = parse_partition_path(location.trim_end_matches('/'), &event.object_key);
+    // A late file's copy into a compacted generation sits below `_compacted/<path>/g<id>/`.
+    let home = stockstream_common::lake::home_key(location, &event.object_key);
+    let in_path = parse_partition_path(location.trim_end_matches('/'), &home);
     if in_path.as_ref() != Some(&event.partition) {
         return Some(format!(
             "file `{}` is not in the directory of its partition values",
@@ -321,6 +323,12 @@ mod tests {
     #[test]
     fn a_sink_event_passes() {
         assert_eq!(check_event(&event()), None);
+        // So does the event of a late file's copy into its partition's generation.
+        let mut copy = event();
+        copy.object_key = copy.object_key.replacen("quotes/", "quotes/_compacted/", 1);
+        let (directory, file) = copy.object_key.rsplit_once('/').expect("a key");
+        copy.object_key = format!("{directory}/g0001795730437647/{file}");
+        assert_eq!(check_event(&copy), None, "{}", copy.object_key);
     }
 
     #[test]
@@ -355,6 +363,13 @@ mod tests {
             ),
             (
                 |e| e.partition[1].value = "1988".into(),
+                "not in the directory of its partition values",
+            ),
+            (
+                |e| {
+                    e.object_key =
+                        "quotes/_compacted/symbol=%5EHSI/year=1988/g0000000000001/x.parquet".into()
+                },
                 "not in the directory of its partition values",
             ),
         ];

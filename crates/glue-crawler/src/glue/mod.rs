@@ -24,6 +24,7 @@
 mod crawler;
 mod partitions;
 mod projection;
+mod relocate;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
