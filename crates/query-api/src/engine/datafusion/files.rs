@@ -8,6 +8,11 @@
 //! when it becomes visible. Every `query.relist_interval` everything is listed again (a safety
 //! net for missed events and deleted files), keeping files that events added meanwhile.
 //!
+//! When compaction moves a partition to a new generation, the new location is listed, and files
+//! the old entry showed whose Kafka range no new file covers (a late file committed just before
+//! the swap, whose copy into the generation is on its way) stay visible until their copy arrives
+//! under the same name: rows once visible never disappear in a swap.
+//!
 //! Readers take an [`IndexSnapshot`] (cheap: `Arc`s) and see one consistent set of files. Each
 //! file's Parquet footer is read once in the background into its [`Statistics`] (row counts,
 //! min/max), which also warms DataFusion's metadata cache.
@@ -27,7 +32,7 @@ use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 use stockstream_common::catalog::arrow_type;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::lake::{hive_escape, hive_unescape};
+use stockstream_common::lake::{COMPACTED_DIR, FileRange, hive_escape, hive_unescape};
 
 use super::store::LakeObjectStore;
 use crate::catalog::{
@@ -211,11 +216,16 @@ impl FileIndex {
         next.visibility = table.partitions.clone();
         match &table.partitions {
             Partitions::Registered(registered) => {
-                next.partitions.retain(|values, partition| {
-                    registered
-                        .get(values)
-                        .is_some_and(|def| def.location == partition.def.location)
-                });
+                let mut moved: BTreeMap<Vec<String>, Arc<PartitionFiles>> = BTreeMap::new();
+                next.partitions
+                    .retain(|values, partition| match registered.get(values) {
+                        Some(def) if def.location == partition.def.location => true,
+                        Some(_) => {
+                            moved.insert(values.clone(), partition.clone());
+                            false
+                        }
+                        None => false,
+                    });
                 let new: Vec<&PartitionDef> = registered
                     .values()
                     .filter(|def| !next.partitions.contains_key(&def.values))
@@ -224,7 +234,10 @@ impl FileIndex {
                     return self.build_table(table, Some(files)).await;
                 }
                 for def in new {
-                    let partition = self.list_partition(&next, def).await?;
+                    let mut partition = self.list_partition(&next, def).await?;
+                    if let Some(old) = moved.get(&def.values) {
+                        carry_over(&mut partition, old);
+                    }
                     next.partitions
                         .insert(def.values.clone(), Arc::new(partition));
                 }
@@ -282,6 +295,16 @@ impl FileIndex {
                 added: sequence,
             };
             insert_file(&mut files, def, entry)?;
+        }
+        // Partitions that moved (compaction) keep the rows no new file covers yet.
+        if let Some(previous) = previous {
+            for (values, old) in &previous.partitions {
+                if let Some(partition) = files.partitions.get_mut(values)
+                    && partition.def.location != old.def.location
+                {
+                    carry_over(Arc::make_mut(partition), old);
+                }
+            }
         }
         // Registered partitions without files are visible too (they read as empty).
         for def in wanted.into_values() {
@@ -602,12 +625,43 @@ fn insert_file(table: &mut TableFiles, def: PartitionDef, entry: FileEntry) -> R
         );
     }
     if let Some(partition) = table.partitions.get_mut(&def.values) {
-        Arc::make_mut(partition)
+        let partition = Arc::make_mut(partition);
+        if partition.def.location.contains(COMPACTED_DIR) {
+            // A late file's copy replaces the original carried over from before the swap.
+            let name = entry
+                .meta
+                .location
+                .filename()
+                .unwrap_or_default()
+                .to_string();
+            partition.files.retain(|location, _| {
+                *location == entry.meta.location || location.filename() != Some(name.as_str())
+            });
+        }
+        partition
             .files
             .entry(entry.meta.location.clone())
             .or_insert(entry);
     }
     Ok(())
+}
+
+/// Keeps in `moved` (a partition listed at its new location) the files of `old` (its entry at the
+/// previous location) whose Kafka range no file of the new location covers.
+fn carry_over(moved: &mut PartitionFiles, old: &PartitionFiles) {
+    let ranges: Vec<FileRange> = moved
+        .files
+        .keys()
+        .filter_map(|location| FileRange::parse(location.filename()?))
+        .collect();
+    for (location, entry) in &old.files {
+        let Some(range) = location.filename().and_then(FileRange::parse) else {
+            continue;
+        };
+        if !ranges.iter().any(|covered| covered.overlaps(&range)) {
+            moved.files.insert(location.clone(), entry.clone());
+        }
+    }
 }
 
 /// The registered partition whose location holds `key` (the deepest, as Athena reads prefixes).
