@@ -1,14 +1,14 @@
-"""Independent check of the lake with DuckDB: every Parquet file is read, and its rows must match
+"""Independent check of the lake with DuckDB: every Parquet file readers see (`visible.py`) is read, and its rows must match
 the CSV they came from, value for value, with each (kafka_partition, kafka_offset) exactly once.
 
 usage: check_lake.py LAKE_ROOT CSV_FILE
 """
 import csv
-import glob
-import os
 import sys
 
 import duckdb
+
+from visible import visible_files
 
 
 def main(lake: str, csv_path: str) -> int:
@@ -20,7 +20,7 @@ def main(lake: str, csv_path: str) -> int:
                 float(row["Open"]), float(row["High"]), float(row["Low"]), float(row["Close"]),
                 float(row["Adj Close"]), int(float(row["Volume"])), float(row["CloseUSD"]),
             )
-    files = sorted(glob.glob(os.path.join(lake, "quotes", "**", "*.parquet"), recursive=True))
+    files = visible_files(lake)
     if not files:
         print(f"check_lake: no Parquet files under {lake}/quotes")
         return 1
@@ -28,10 +28,8 @@ def main(lake: str, csv_path: str) -> int:
     seen_offsets = set()
     seen_keys = set()
     problems = []
-    for path in files:
-        parts = dict(
-            segment.split("=", 1) for segment in os.path.relpath(os.path.dirname(path), os.path.join(lake, "quotes")).split(os.sep)
-        )
+    for path, partition_path in files:
+        parts = dict(segment.split("=", 1) for segment in partition_path.split("/"))
         metadata_rows = con.execute("SELECT sum(row_group_num_rows) FROM (SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(?))", [path]).fetchone()[0]
         columns = {name for (name,) in con.execute("SELECT name FROM parquet_schema(?)", [path]).fetchall()}
         # The symbol is a file column unless the partition path carries it (symbol={symbol}).

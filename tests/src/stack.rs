@@ -83,6 +83,18 @@ pub async fn start_services_custom(
     sink: impl FnOnce(&mut stockstream_s3_sink::Config),
     api: impl FnOnce(&mut stockstream_query_api::Config),
 ) -> Result<Services> {
+    start_services_full(kafka, lake, template, sink, |_| {}, api).await
+}
+
+/// The services, each one's configuration adjusted before it starts.
+pub async fn start_services_full(
+    kafka: &KafkaConfig,
+    lake: &Path,
+    template: PartitionTemplate,
+    sink: impl FnOnce(&mut stockstream_s3_sink::Config),
+    crawler: impl FnOnce(&mut stockstream_glue_crawler::Config),
+    api: impl FnOnce(&mut stockstream_query_api::Config),
+) -> Result<Services> {
     // Service logs appear with `cargo test -- --nocapture` (RUST_LOG picks the level).
     stockstream_common::telemetry::init_tracing(&stockstream_common::config::TelemetryConfig {
         log_format: stockstream_common::config::LogFormat::Pretty,
@@ -103,6 +115,7 @@ pub async fn start_services_custom(
     crawler_config.http.listen = format!("127.0.0.1:{}", free_port()).parse()?;
     let crawler_url = format!("http://{}", crawler_config.http.listen);
     crawler_config.crawler.group_id = format!("{}-catalog", kafka.client_id);
+    crawler(&mut crawler_config);
     let crawler_token = CancellationToken::new();
     let crawler = tokio::spawn(stockstream_glue_crawler::run(
         crawler_config,
