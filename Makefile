@@ -52,6 +52,10 @@ catalog: ## Print the local catalog as JSON
 crawl: ## Rebuild the local catalog by scanning the lake
 	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler crawl
 
+.PHONY: compact
+compact: ## Compact the local lake's small files now and print what was merged (the running stack's catalog service does it by itself)
+	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler compact
+
 .PHONY: bench-ingest
 bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a confluent-kafka producer (1M rows, BENCH_ROWS=…)
 	cargo build --release -p stockstream-ingest --bin stockstream-ingest

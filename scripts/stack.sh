@@ -85,7 +85,8 @@ service_env() { # service -> env assignments for it
   case "$1" in
     # glibc: keep large buffers mmapped (see deploy/stockstream-s3-sink.service).
     s3-sink) echo "STOCKSTREAM__HTTP__LISTEN=$SINK_LISTEN"; echo "MALLOC_MMAP_THRESHOLD_=1048576" ;;
-    glue-crawler) echo "STOCKSTREAM__HTTP__LISTEN=$CRAWLER_LISTEN" ;;
+    # The local stack keeps its lake compact by itself (docs/compaction.md).
+    glue-crawler) echo "STOCKSTREAM__HTTP__LISTEN=$CRAWLER_LISTEN"; echo "STOCKSTREAM__LAKE__COMPACTION__ENABLED=${STOCKSTREAM_COMPACTION:-true}" ;;
   esac
   local epoch
   epoch=$(cat "$VAR/run/$1.group-epoch" 2>/dev/null || echo 0)
