@@ -56,6 +56,11 @@ crawl: ## Rebuild the local catalog by scanning the lake
 compact: ## Compact the local lake's small files now and print what was merged (the running stack's catalog service does it by itself)
 	@STOCKSTREAM__LAKE__ROOT=$(CURDIR)/var/lake $(STOCKSTREAM_BIN)/stockstream-glue-crawler compact
 
+.PHONY: bench-compaction
+bench-compaction: tools ## Benchmark: a 1 s-flush lake (>= 20,000 files) before and after compaction (query latency, file count), compaction rows/s, sink rows/s while compacting
+	cargo build --release -p stockstream-s3-sink -p stockstream-ingest -p stockstream-glue-crawler -p stockstream-query-api --bins
+	STOCKSTREAM_BIN=$(TARGET_DIR)/release TARGET_DIR=$(TARGET_DIR) $(STOCKSTREAM_PYTHON) scripts/bench_compaction.py
+
 .PHONY: bench-ingest
 bench-ingest: tools ## Benchmark: our replay vs rdkafka_performance and a confluent-kafka producer (1M rows, BENCH_ROWS=…)
 	cargo build --release -p stockstream-ingest --bin stockstream-ingest

@@ -16,8 +16,12 @@ use crate::error::{Error, Result};
 use crate::glue::GlueCatalog;
 use crate::metrics;
 
-/// Shortest lease the service holds; it renews at least three times per lease.
+/// Shortest lease the service holds; it renews at least three times per lease, and before each
+/// swap, so one partition's merge must fit in it.
 const MIN_LEASE: Duration = Duration::from_secs(60);
+/// The one-shot command's lease (renewed before each swap). Long, because a holder that dies on
+/// this host is taken over at once anyway; on another host it bounds the wait.
+const ONE_SHOT_LEASE: Duration = Duration::from_secs(600);
 
 /// What the event loop shares with maintenance.
 #[derive(Debug, Clone)]
@@ -235,7 +239,7 @@ pub async fn compact_once(config: &Config, dry_run: bool, wait: bool) -> Result<
     let started = std::time::Instant::now();
     let store = open_store(&config.lake).await?;
     let mut catalog = partition_catalog(config, store.clone()).await?;
-    let mut lease = match Lease::acquire(store.as_ref(), "compact", MIN_LEASE, wait).await? {
+    let mut lease = match Lease::acquire(store.as_ref(), "compact", ONE_SHOT_LEASE, wait).await? {
         Ok(lease) => lease,
         Err(holder) => return Err(busy(holder)),
     };
