@@ -21,11 +21,13 @@
 //! (default `127.0.0.1:9102`).
 //!
 //! Files: `lib.rs` (`run` and the consume → apply → commit loop), `main.rs` (commands: serve,
-//! `crawl`, `sync`, `show`), `config.rs`, `error.rs`, `metrics.rs`, `apply.rs` (events → the
-//! local catalog), `poison.rs` (events set aside on the dead-letter topic instead of stalling
-//! the service), `tables.rs` (table definitions from Parquet footers), `crawl.rs` (the catalog
-//! rebuilt from the lake), `glue/` (the Glue catalog: `mod.rs` settings, databases and tables;
-//! `partitions.rs`, `projection.rs`, `crawler.rs`, one per strategy).
+//! `crawl`, `sync`, `show`, `compact`), `maintain.rs` (the maintenance lease, the compaction task
+//! and the one-shot command), `compaction/` (one round of compaction and retention), `config.rs`,
+//! `error.rs`, `metrics.rs`, `apply.rs` (events → the local catalog), `poison.rs` (events set
+//! aside on the dead-letter topic instead of stalling the service), `tables.rs` (table
+//! definitions from Parquet footers), `crawl.rs` (the catalog rebuilt from the lake), `glue/` (the
+//! Glue catalog: `mod.rs` settings, databases and tables; `partitions.rs`, `projection.rs`,
+//! `crawler.rs`, one per strategy; `relocate.rs`, compaction's swaps).
 
 mod apply;
 pub mod compaction;
