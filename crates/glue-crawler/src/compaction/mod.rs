@@ -252,7 +252,7 @@ impl Compactor {
                 Err(skip) => report.skipped.push(format!("{label}: {}", describe(&skip))),
             }
         }
-        candidates.sort_by(|a, b| b.inputs.len().cmp(&a.inputs.len()));
+        candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.inputs.len()));
         let waiting = candidates.split_off(candidates.len().min(self.config.max_partitions));
         report.waiting = waiting.len();
         report.lag_seconds = waiting
