@@ -96,6 +96,10 @@ class Api:
             "STOCKSTREAM__LAKE__ROOT": lake,
             "STOCKSTREAM__HTTP__LISTEN": self.address,
             "STOCKSTREAM__QUERY__FOLLOW_COMMITS": "false",
+            # The bench times queries, not the asynchronous contract: a full scan of 10 M rows on
+            # two busy cores may outlast the default 10 s wait, which would answer 202.
+            "STOCKSTREAM__QUERY__SYNC_WAIT": "600s",
+            "STOCKSTREAM__QUERY__TIMEOUT": "600s",
             "STOCKSTREAM__TELEMETRY__LOG_FORMAT": "json",
             "STOCKSTREAM__TELEMETRY__LOG_LEVEL": "info",
         })
