@@ -123,7 +123,8 @@ class QueryApi:
                     "STOCKSTREAM__TELEMETRY__LOG_LEVEL": "warn",
                     "STOCKSTREAM__LIVE__ENABLED": "false",
                     "STOCKSTREAM__QUERY__FOLLOW_COMMITS": "false",
-                    "STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+                    "STOCKSTREAM__QUERY__SYNC_WAIT": "600s",
+                    "STOCKSTREAM__QUERY__TIMEOUT": "600s"})
         self.process = subprocess.Popen([os.path.join(BIN, "stockstream-query-api")], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
@@ -140,7 +141,7 @@ class QueryApi:
         request = urllib.request.Request(f"http://{self.address}/v1/query", data=body,
                                          headers={"Content-Type": "application/json"})
         started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=300) as answer:
+        with urllib.request.urlopen(request, timeout=600) as answer:
             rows = json.loads(answer.read())["rows"]
         return (time.perf_counter() - started) * 1000, rows
 
