@@ -461,16 +461,11 @@ impl Compactor {
             .filter_map(|output| FileRange::of_key(&output.key))
             .collect();
         let mut keys: Vec<String> = self
-            .store
-            .list(&partition.home())
+            .home_files(partition)
             .await?
             .into_iter()
             .filter(|meta| {
                 is_data_file(meta)
-                    && meta
-                        .key
-                        .strip_prefix(&partition.home())
-                        .is_some_and(|name| !name.contains('/'))
                     && FileRange::of_key(&meta.key).is_some_and(|range| {
                         covering.iter().any(|covered| covered.overlaps(&range))
                     })
@@ -668,15 +663,9 @@ impl Compactor {
         for partition in &old {
             self.generations.set(partition, None);
             let mut keys: Vec<String> = self
-                .store
-                .list(&partition.home())
+                .home_files(partition)
                 .await?
                 .into_iter()
-                .filter(|meta| {
-                    meta.key
-                        .strip_prefix(&partition.home())
-                        .is_some_and(|name| !name.contains('/'))
-                })
                 .map(|meta| meta.key)
                 .collect();
             keys.extend(
@@ -706,6 +695,22 @@ impl Compactor {
         metrics::partitions_dropped(old.len() as u64);
         tracing::info!(partitions = old.len(), %cutoff, "retention dropped partitions");
         Ok(())
+    }
+
+    /// The objects directly in `partition`'s own directory (deeper folders are not its own).
+    async fn home_files(&self, partition: &CatalogPartition) -> Result<Vec<ObjectMeta>> {
+        let home = partition.home();
+        Ok(self
+            .store
+            .list(&home)
+            .await?
+            .into_iter()
+            .filter(|meta| {
+                meta.key
+                    .strip_prefix(&home)
+                    .is_some_and(|name| !name.contains('/'))
+            })
+            .collect())
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {

@@ -442,6 +442,20 @@ impl GlueCatalog {
         Ok(())
     }
 
+    /// `GetTable` for `table` of the database.
+    async fn fetch_table(
+        &self,
+        table: &str,
+    ) -> Result<aws_sdk_glue::operation::get_table::GetTableOutput> {
+        self.client
+            .get_table()
+            .database_name(&self.database)
+            .name(table)
+            .send()
+            .await
+            .map_err(|error| glue_error("GetTable", error))
+    }
+
     /// The partition values Glue holds for `table` (re-read from Glue).
     pub async fn registered_partitions(&mut self, table: &str) -> Result<HashSet<Vec<String>>> {
         let state = self.read_table_state(table).await?;

@@ -18,14 +18,7 @@ impl GlueCatalog {
         events: &[&LakeCommitEvent],
         outcome: &mut GlueOutcome,
     ) -> Result<()> {
-        let found = self
-            .client
-            .get_table()
-            .database_name(&self.database)
-            .name(table)
-            .send()
-            .await
-            .map_err(|error| glue_error("GetTable", error))?;
+        let found = self.fetch_table(table).await?;
         let Some(definition) = found.table() else {
             return Ok(());
         };

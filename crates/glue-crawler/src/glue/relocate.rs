@@ -38,14 +38,7 @@ impl GlueCatalog {
     }
 
     async fn table_columns(&self, table: &str) -> Result<Vec<stockstream_common::catalog::Column>> {
-        let found = self
-            .client
-            .get_table()
-            .database_name(&self.database)
-            .name(table)
-            .send()
-            .await
-            .map_err(|error| glue_error("GetTable", error))?;
+        let found = self.fetch_table(table).await?;
         Ok(found
             .table()
             .and_then(|table| table.storage_descriptor())
