@@ -12,8 +12,8 @@ flushes.
    rows/s, files in and out.
 4. A fresh query API answers the query set again: after. Answers must agree with before.
 5. The sink's own throughput draining a pre-filled topic (1,000,000 rows) into a fresh lake, alone
-   and then while `compact` runs in a loop on a second copy of the small-file lake on the same
-   disk and cores: rows/s and CPU-seconds per million rows for both, and their ratio.
+   and then while the catalog service compacts that same lake every second (no quiet period), as
+   the local stack runs it: rows/s and the sink's CPU-seconds per million rows, and their ratio.
 Prints the tables and `ratio:` lines. Nothing here is a pass/fail assertion except answers that
 differ between before and after (a correctness failure).
 """
@@ -174,9 +174,24 @@ def measure_queries(lake):
         api.stop()
 
 
-def drain(work, name, during=None):
-    """The sink draining DRAIN_ROWS pre-filled records into a fresh lake; `during` runs meanwhile."""
+def metric(address, name):
+    total = 0.0
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(name + " ") or line.startswith(name + "{"):
+                    total += float(line.split()[-1])
+    except OSError:
+        return 0.0
+    return total
+
+
+def drain(work, name, compacting):
+    """The sink draining DRAIN_ROWS pre-filled records into a fresh lake; with `compacting`, the
+    catalog service follows the same lake with compaction on (every second, no quiet period), as
+    the local stack runs it."""
     broker = Broker(work)
+    service = None
     try:
         topic = f"bench.{name}"
         env = ingest_env(broker, topic, os.path.join(work, f"state-{name}"))
@@ -185,68 +200,47 @@ def drain(work, name, during=None):
         ingest(["generate", "--symbol-count", str(symbols), "--days", str(-(-DRAIN_ROWS // symbols)),
                 "--start", "1950-01-02", "--seed", "2"], env)
         total = int(ingest(["count", "--topic", topic], env).stdout.strip())
+        lake = os.path.join(work, f"drain-{name}")
+        crawler_listen = f"127.0.0.1:{free_port()}"
+        if compacting:
+            service_environment = service_env(broker, topic, lake, crawler_listen)
+            service_environment.update({
+                "STOCKSTREAM__CRAWLER__GROUP_ID": f"bench-{name}-catalog",
+                "STOCKSTREAM__LAKE__COMPACTION__ENABLED": "true",
+                "STOCKSTREAM__LAKE__COMPACTION__INTERVAL": "1s",
+                "STOCKSTREAM__LAKE__COMPACTION__MIN_QUIET": "0s",
+                "STOCKSTREAM__LAKE__COMPACTION__MIN_FILES": "2",
+                "STOCKSTREAM__LAKE__COMPACTION__GRACE": "10s",
+            })
+            service = subprocess.Popen([os.path.join(BIN, "stockstream-glue-crawler")],
+                                       env=service_environment,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         listen = f"127.0.0.1:{free_port()}"
-        sink_env = service_env(broker, topic, os.path.join(work, f"drain-{name}"), listen)
+        sink_env = service_env(broker, topic, lake, listen)
         sink_env["STOCKSTREAM__SINK__GROUP_ID"] = f"bench-{name}"
-        background = during() if during else None
         started = time.monotonic()
         sink = subprocess.Popen([os.path.join(BIN, "stockstream-s3-sink")], env=sink_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_sink(sink, listen, total, lambda written: written >= total)
         wall = time.monotonic() - started
-        # The sink's own CPU (the compaction loop's children are not counted).
+        # The sink's own CPU (the catalog service is not counted).
         cpu = process_cpu(sink.pid)
         sink.terminate()
         sink.wait()
-        compactions = background.stop() if background else 0
+        compactions = metric(crawler_listen, "stockstream_compaction_partitions_total") if compacting else 0
         return {"rows_per_s": total / wall, "wall": wall, "cpu_per_m": cpu * 1e6 / total,
-                "compactions": compactions}
+                "compactions": int(compactions)}
     finally:
+        if service:
+            service.terminate()
+            service.wait()
         broker.stop()
-
-
-class CompactionLoop:
-    """`compact` run again and again on a copy of the small-file lake (recopied when it is done)."""
-
-    def __init__(self, source, work):
-        self.source = source
-        self.lake = os.path.join(work, "loop")
-        self.runs = 0
-        self.child = None
-        self.stopped = False
-        import threading
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopped:
-            shutil.rmtree(self.lake, ignore_errors=True)
-            shutil.copytree(self.source, self.lake)
-            env = dict(os.environ)
-            env.update({"STOCKSTREAM__LAKE__ROOT": self.lake, "STOCKSTREAM__TELEMETRY__LOG_LEVEL": "warn",
-                        "STOCKSTREAM__LAKE__COMPACTION__MIN_QUIET": "0s",
-                        "STOCKSTREAM__LAKE__COMPACTION__MIN_FILES": "2",
-                        "STOCKSTREAM__LAKE__COMPACTION__GRACE": "0s"})
-            self.child = subprocess.Popen([os.path.join(BIN, "stockstream-glue-crawler"), "compact"],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.child.wait()
-            if not self.stopped:
-                self.runs += 1
-
-    def stop(self):
-        self.stopped = True
-        if self.child and self.child.poll() is None:
-            self.child.terminate()
-        self.thread.join()
-        return self.runs
 
 
 def main():
     work = tempfile.mkdtemp(prefix="stockstream-bench-compaction-")
     try:
         lake, total = write_small_file_lake(work)
-        pristine = os.path.join(work, "pristine")
-        shutil.copytree(lake, pristine)
         files_before = data_files(lake)
         say(f"query set before compaction ({files_before:,} files)")
         before = measure_queries(lake)
@@ -265,9 +259,9 @@ def main():
         differ = [name for name, _ in QUERIES if normalized(before[name][1]) != normalized(after[name][1])]
 
         say("sink throughput alone")
-        alone = drain(work, "alone")
-        say("sink throughput while compaction runs in a loop")
-        busy = drain(work, "busy", lambda: CompactionLoop(pristine, work))
+        alone = drain(work, "alone", False)
+        say("sink throughput while the catalog service compacts the same lake")
+        busy = drain(work, "busy", True)
 
         print()
         print(f"bench-compaction: lake of {total:,} quotes streamed at {RATE:,} rows/s through "
@@ -290,7 +284,7 @@ def main():
         print()
         print(f"  {'sink draining 1M rows':<36}{'rows/s':>10}{'wall s':>9}{'CPU-s/M rows':>14}")
         print(f"  {'alone':<36}{alone['rows_per_s']:>10,.0f}{alone['wall']:>9.1f}{alone['cpu_per_m']:>14.2f}")
-        print(f"  {'while compact runs ({} runs)'.format(busy['compactions']):<36}{busy['rows_per_s']:>10,.0f}"
+        print(f"  {'compacting meanwhile ({} swaps)'.format(busy['compactions']):<36}{busy['rows_per_s']:>10,.0f}"
               f"{busy['wall']:>9.1f}{busy['cpu_per_m']:>14.2f}")
         print(f"ratio: {busy['rows_per_s'] / alone['rows_per_s']:.2f}  [sink rows/s while compacting / alone]")
         if differ:
