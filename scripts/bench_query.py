@@ -156,7 +156,15 @@ class Api:
             data = response.read()
         except (OSError, http.client.HTTPException):
             connection.close()
-            raise
+            if not own:
+                raise
+            # The server closes a keep-alive connection idle for longer than its header read
+            # timeout (10 s), as while DuckDB runs: reconnect once, as HTTP clients do.
+            connection = self.connection = http.client.HTTPConnection(self.address, timeout=600)
+            started = time.perf_counter()
+            connection.request("POST", "/v1/query", body, {"content-type": "application/json"})
+            response = connection.getresponse()
+            data = response.read()
         elapsed = (time.perf_counter() - started) * 1000
         return response.status, dict(response.getheaders()), data, elapsed
 
