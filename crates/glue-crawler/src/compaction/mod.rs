@@ -421,7 +421,10 @@ impl Compactor {
         }
         catalog.relocate(partition, &location).await?;
         self.generations.set(partition, Some(&location));
-        self.finish_swap(partition, &location, &manifest).await?;
+        // The home listing taken under the lock serves the trash entry too: files the sink adds
+        // since are not covered by this generation.
+        self.finish_swap(partition, &location, &manifest, Some(home))
+            .await?;
         let report = PartitionReport {
             table: partition.table.clone(),
             path: partition.path.clone(),
@@ -454,15 +457,18 @@ impl Compactor {
         partition: &CatalogPartition,
         location: &str,
         manifest: &Manifest,
+        home: Option<Vec<ObjectMeta>>,
     ) -> Result<()> {
         let covering: Vec<FileRange> = manifest
             .outputs
             .iter()
             .filter_map(|output| FileRange::of_key(&output.key))
             .collect();
-        let mut keys: Vec<String> = self
-            .home_files(partition)
-            .await?
+        let home = match home {
+            Some(listed) => direct_children(partition, listed),
+            None => self.home_files(partition).await?,
+        };
+        let mut keys: Vec<String> = home
             .into_iter()
             .filter(|meta| {
                 is_data_file(meta)
@@ -563,7 +569,8 @@ impl Compactor {
                                 })
                                 .collect(),
                         });
-                        self.finish_swap(partition, &location, &manifest).await?;
+                        self.finish_swap(partition, &location, &manifest, None)
+                            .await?;
                         report.recovered.push(location);
                     }
                 } else if !swapped {
@@ -699,18 +706,8 @@ impl Compactor {
 
     /// The objects directly in `partition`'s own directory (deeper folders are not its own).
     async fn home_files(&self, partition: &CatalogPartition) -> Result<Vec<ObjectMeta>> {
-        let home = partition.home();
-        Ok(self
-            .store
-            .list(&home)
-            .await?
-            .into_iter()
-            .filter(|meta| {
-                meta.key
-                    .strip_prefix(&home)
-                    .is_some_and(|name| !name.contains('/'))
-            })
-            .collect())
+        let listed = self.store.list(&partition.home()).await?;
+        Ok(direct_children(partition, listed))
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
@@ -719,6 +716,19 @@ impl Compactor {
         }
         Ok(())
     }
+}
+
+/// The objects of a listing of `partition`'s home directory that lie directly in it.
+fn direct_children(partition: &CatalogPartition, listed: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
+    let home = partition.home();
+    listed
+        .into_iter()
+        .filter(|meta| {
+            meta.key
+                .strip_prefix(&home)
+                .is_some_and(|name| !name.contains('/'))
+        })
+        .collect()
 }
 
 fn humanize(duration: std::time::Duration) -> String {
