@@ -2,10 +2,12 @@
 """make bench-compaction: what compaction buys and costs, on a lake the real sink wrote with 1 s
 flushes.
 
-1. A fresh tansu broker; `stockstream-ingest generate --rate` streams BENCH_COMPACTION_ROWS
-   quotes (default 300,000: 500 symbols, about 2.4 years) at BENCH_COMPACTION_RATE rows/s (3,000)
-   while stockstream-s3-sink (release) flushes every second: a live tick stream's lake, one small
-   file per partition path and flush (at least 20,000 files). `stockstream-glue-crawler crawl`
+1. A fresh tansu broker; `stockstream-ingest generate --rate` streams quotes of
+   BENCH_COMPACTION_SYMBOLS symbols (500) at BENCH_COMPACTION_RATE rows/s (3,000) while
+   stockstream-s3-sink (release) flushes every second: a live tick stream's lake, one small file
+   per partition path and flush. The stream stops once the lake holds BENCH_COMPACTION_MIN_FILES
+   small files (20,000), or at BENCH_COMPACTION_ROWS quotes (1,000,000; fewer files than the
+   minimum is then an error); the sink drains what was produced. `stockstream-glue-crawler crawl`
    catalogues it.
 2. The query API (release) answers the query set (QUERIES), 5 warm runs each, median: before.
 3. `stockstream-glue-crawler compact` merges every partition (min_quiet 0, grace 0): wall time,
@@ -31,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_ingest import BIN, Broker, free_port, ingest, ingest_env, process_cpu  # noqa: E402
 from bench_sink import SINK_MALLOC_MMAP_THRESHOLD, wait_for_sink  # noqa: E402
 
-ROWS = int(os.environ.get("BENCH_COMPACTION_ROWS", "300000"))
+ROWS = int(os.environ.get("BENCH_COMPACTION_ROWS", "1000000"))
+MIN_FILES = int(os.environ.get("BENCH_COMPACTION_MIN_FILES", "20000"))
 RATE = int(os.environ.get("BENCH_COMPACTION_RATE", "3000"))
 SYMBOLS = int(os.environ.get("BENCH_COMPACTION_SYMBOLS", "500"))
 DRAIN_ROWS = int(os.environ.get("BENCH_COMPACTION_DRAIN_ROWS", "300000"))
@@ -97,17 +100,32 @@ def write_small_file_lake(work):
         sink = subprocess.Popen([os.path.join(BIN, "stockstream-s3-sink")], env=sink_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         days = -(-ROWS // SYMBOLS)
-        say(f"streaming {SYMBOLS * days:,} quotes at {RATE:,} rows/s into the sink (1 s flushes)")
+        say(f"streaming up to {SYMBOLS * days:,} quotes at {RATE:,} rows/s into the sink (1 s flushes) "
+            f"until the lake holds {MIN_FILES:,} files")
         started = time.monotonic()
         generator = subprocess.Popen(
             [os.path.join(BIN, "stockstream-ingest"), "generate", "--symbol-count", str(SYMBOLS),
              "--days", str(days), "--start", "2000-01-03", "--seed", "14", "--rate", str(RATE)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        total = SYMBOLS * days
-        wait_for_sink(sink, listen, total, lambda written: written >= total)
+        files = 0
+        shown = time.monotonic()
+        while generator.poll() is None and files < MIN_FILES:
+            time.sleep(2)
+            files = data_files(lake)
+            if time.monotonic() - shown >= 15:
+                say(f"  {files:,} of {MIN_FILES:,} files after {time.monotonic() - started:.0f} s")
+                shown = time.monotonic()
+        # SIGTERM: the generator flushes what it produced, then exits.
+        generator.terminate()
         generator.wait()
+        total = int(ingest(["count", "--topic", topic], env).stdout.strip())
+        wait_for_sink(sink, listen, total, lambda written: written >= total)
         sink.terminate()
         sink.wait()
+        files = data_files(lake)
+        if files < MIN_FILES:
+            sys.exit(f"bench-compaction: the sink wrote {files:,} files, fewer than "
+                     f"BENCH_COMPACTION_MIN_FILES={MIN_FILES:,}; raise BENCH_COMPACTION_ROWS")
         say(f"lake written in {time.monotonic() - started:.0f} s: {data_files(lake):,} files")
         crawler(["crawl"], lake)
         return lake, total
