@@ -132,3 +132,46 @@ fn dechunk(mut payload: &[u8]) -> Result<Vec<u8>> {
         payload = &payload[size + 2..];
     }
 }
+
+/// Runs schemathesis against the OpenAPI description at `base/openapi.json`: requests generated
+/// for every documented endpoint, none of which may get a server error or an answer that breaks
+/// its documented status, content type or schema. Returns schemathesis's report; fails with it.
+pub async fn schemathesis(base: &str, work: &std::path::Path, max_examples: u32) -> Result<String> {
+    let schemathesis = std::path::PathBuf::from(
+        std::env::var_os("STOCKSTREAM_SCHEMATHESIS")
+            .context("STOCKSTREAM_SCHEMATHESIS is not set: run the tests with `make test`")?,
+    );
+    anyhow::ensure!(
+        schemathesis.is_file(),
+        "{} is missing: install it with `make tools` (scripts/tools.sh schemathesis)",
+        schemathesis.display()
+    );
+    let url = format!("{base}/openapi.json");
+    let output = tokio::process::Command::new(&schemathesis)
+        .args([
+            "run",
+            &url,
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            &max_examples.to_string(),
+            "--request-timeout",
+            "20",
+        ])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(work)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {}", schemathesis.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    anyhow::ensure!(
+        output.status.success(),
+        "schemathesis found problems at {url}:\n{text}"
+    );
+    Ok(text)
+}

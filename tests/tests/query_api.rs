@@ -334,33 +334,9 @@ async fn schemathesis_finds_no_server_error() -> Result<()> {
     real_slice_lake(work.path()).await?;
     let shutdown = CancellationToken::new();
     let api = start(config(work.path())?, &shutdown).await?;
-    let schemathesis = std::path::PathBuf::from(
-        std::env::var_os("STOCKSTREAM_SCHEMATHESIS")
-            .context("STOCKSTREAM_SCHEMATHESIS is not set: run the tests with `make test`")?,
-    );
-    ensure!(
-        schemathesis.is_file(),
-        "{} is missing: install it with `make tools` (scripts/tools.sh schemathesis)",
-        schemathesis.display()
-    );
-    let url = format!("http://{api}/openapi.json");
-    let output = tokio::process::Command::new(&schemathesis)
-        .args(["run", &url, "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance", "--max-examples", "40", "--request-timeout", "20"])
-        .env("SCHEMATHESIS_HOOKS", "")
-        .current_dir(work.path())
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{text}");
-    ensure!(
-        output.status.success(),
-        "schemathesis found problems:\n{text}"
-    );
+    let report =
+        stockstream_e2e::http::schemathesis(&format!("http://{api}"), work.path(), 40).await?;
+    println!("{report}");
     shutdown.cancel();
     Ok(())
 }

@@ -36,27 +36,36 @@ pub const CSV_COLUMNS: [&str; 9] = [
 const MAX_VOLUME: f64 = 9_007_199_254_740_992.0;
 
 /// One daily quote of a stock index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quote {
     /// Index symbol, e.g. `HSI` (the CSV's `Index`).
+    #[schema(pattern = r"^[A-Za-z0-9.^_-]{1,32}$")]
     pub symbol: String,
     /// Trading day.
+    #[schema(value_type = String, format = Date)]
     pub trade_date: NaiveDate,
     /// Opening price, in the index's currency.
+    #[schema(exclusive_minimum = 0.0)]
     pub open: f64,
     /// Highest price of the day.
+    #[schema(exclusive_minimum = 0.0)]
     pub high: f64,
     /// Lowest price of the day.
+    #[schema(exclusive_minimum = 0.0)]
     pub low: f64,
     /// Closing price.
+    #[schema(exclusive_minimum = 0.0)]
     pub close: f64,
     /// Closing price adjusted for splits and dividends.
+    #[schema(exclusive_minimum = 0.0)]
     pub adj_close: f64,
     /// Traded volume.
+    #[schema(minimum = 0)]
     pub volume: i64,
     /// Closing price converted to US dollars; `null` when the source had no `CloseUSD` column and
     /// no exchange rate was given (ingest never guesses a rate).
+    #[schema(exclusive_minimum = 0.0)]
     pub close_usd: Option<f64>,
 }
 

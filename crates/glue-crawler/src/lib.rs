@@ -49,7 +49,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::catalog::Catalog;
 use stockstream_common::events::LakeCommitEvent;
-use stockstream_common::http::{Readiness, ops_router, serve_while};
+use stockstream_common::http::{Readiness, openapi_router, ops_router, serve_while, service_api};
 use stockstream_common::kafka::{consumer_config, ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, open_store};
 use stockstream_common::telemetry::metrics_handle;
@@ -70,7 +70,10 @@ const MAX_BATCH: usize = 1000;
 /// Runs the catalog service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let readiness = Readiness::default();
-    let router = ops_router(readiness.clone(), metrics_handle());
+    let router = ops_router(readiness.clone(), metrics_handle()).merge(openapi_router(service_api(
+        "stockstream-glue-crawler",
+        "The catalog service's operations endpoints: readiness (Kafka, the lake, the catalog), liveness and Prometheus metrics.",
+    )));
     // HTTP stops last, so probes and metrics see the drain.
     serve_while(
         config.http.listen,

@@ -48,11 +48,33 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// `GET /`: the dashboard page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)),
+)]
 pub async fn index() -> Response {
     serve("index.html")
 }
 
 /// `GET /assets/{*path}`: one embedded file.
+#[utoipa::path(
+    get,
+    path = "/assets/{path}",
+    tag = "dashboard",
+    params(("path" = String, Path, description = "The file under `assets/`, e.g. `app.js` or `vendor/lightweight-charts.LICENSE`")),
+    responses(
+        (status = 200, description = "The file, with the page's Content-Security-Policy", body = String,
+            content(
+                (String = "text/javascript"),
+                (String = "text/css"),
+                (String = "text/html"),
+                (String = "text/plain"),
+            )),
+        (status = 404, description = "No such file is embedded", content_type = "text/plain", body = String),
+    ),
+)]
 pub(crate) async fn asset(Path(path): Path<String>) -> Response {
     serve(&path)
 }

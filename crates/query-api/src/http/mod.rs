@@ -168,7 +168,7 @@ pub fn routes(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::asset))
-        .route("/openapi.json", get(openapi::document))
+        .merge(stockstream_common::http::openapi_router(openapi::api()))
         .merge(v1);
     match cors(&state.config.cors_origins) {
         Some(layer) => router.layer(layer),

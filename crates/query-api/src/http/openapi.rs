@@ -1,7 +1,6 @@
-//! `GET /openapi.json`: the API description, generated from the handlers and body types.
+//! `GET /openapi.json`: the API description, generated from the handlers and body types, with
+//! the dashboard's files and the operations endpoints every service serves.
 
-use axum::Json;
-use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -33,6 +32,8 @@ use crate::status::{Check, ServiceStatus};
         super::market::table,
         super::status::status,
         super::stream::quotes,
+        super::assets::index,
+        super::assets::asset,
     ),
     components(schemas(
         QueryBody, QueryAnswer, ColumnInfo, QueryStats, QueryState, Accepted, QueryInfo,
@@ -46,6 +47,7 @@ use crate::status::{Check, ServiceStatus};
         (name = "market data", description = "Symbols, quotes and candles"),
         (name = "catalog", description = "Tables and partitions"),
         (name = "live", description = "Live quotes as Server-Sent Events"),
+        (name = "dashboard", description = "The dashboard page and its files"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -63,7 +65,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Serves the description.
-pub(crate) async fn document() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+/// The whole description: the API, the dashboard and the operations endpoints.
+pub(crate) fn api() -> utoipa::openapi::OpenApi {
+    let mut api = ApiDoc::openapi();
+    api.merge(stockstream_common::http::ops_api());
+    api
 }

@@ -1,0 +1,154 @@
+//! Operations endpoints every service serves (`/metrics`, `/health/livez`, `/health/readyz`), their
+//! OpenAPI description, and the HTTP server.
+//!
+//! - `mod.rs`: readiness checks, the operations router and its handlers;
+//! - [`openapi`]: the operations endpoints' OpenAPI description, and `/openapi.json` for a service's
+//!   whole description;
+//! - `server.rs`: [`serve`] and [`serve_while`], HTTP/1 with bounds on request heads and bodies.
+
+mod openapi;
+mod server;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+pub use openapi::{openapi_router, ops_api, service_api};
+pub use server::{
+    BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT, BodyTimeout, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT,
+    MAX_HEAD_BYTES, serve, serve_while,
+};
+
+/// The state of one readiness check.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CheckState {
+    /// Whether the dependency is usable.
+    pub ok: bool,
+    /// What was seen, for operators.
+    pub detail: String,
+}
+
+/// Named readiness checks; the service is ready when every registered check is ok.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    checks: Arc<RwLock<BTreeMap<String, CheckState>>>,
+}
+
+impl Readiness {
+    /// Records the outcome of check `name`.
+    pub fn set(&self, name: &str, ok: bool, detail: impl Into<String>) {
+        let state = CheckState {
+            ok,
+            detail: detail.into(),
+        };
+        if let Ok(mut checks) = self.checks.write() {
+            checks.insert(name.to_string(), state);
+        }
+    }
+
+    /// Whether at least one check is registered and all are ok.
+    pub fn is_ready(&self) -> bool {
+        self.checks
+            .read()
+            .map(|checks| !checks.is_empty() && checks.values().all(|check| check.ok))
+            .unwrap_or(false)
+    }
+
+    /// A copy of every check's state.
+    pub fn snapshot(&self) -> BTreeMap<String, CheckState> {
+        self.checks
+            .read()
+            .map(|checks| checks.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    readiness: Readiness,
+    metrics: PrometheusHandle,
+}
+
+/// Router with the operations endpoints; services merge their own routes into it.
+pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/health/livez", get(livez))
+        .route("/health/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(OpsState { readiness, metrics })
+}
+
+/// `GET /health/livez`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveAnswer {
+    /// Always `live`: the process answers.
+    pub status: &'static str,
+}
+
+/// `GET /health/readyz`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadyAnswer {
+    /// Whether every check is ok (and at least one is registered).
+    pub ready: bool,
+    /// Each check by name.
+    pub checks: BTreeMap<String, CheckState>,
+}
+
+/// The process answers (it is not wedged); says nothing about its dependencies.
+#[utoipa::path(
+    get,
+    path = "/health/livez",
+    tag = "operations",
+    responses((status = 200, description = "The process is live", body = LiveAnswer)),
+)]
+async fn livez() -> axum::Json<LiveAnswer> {
+    axum::Json(LiveAnswer { status: "live" })
+}
+
+/// Whether the service can do its work: every readiness check with what it saw.
+#[utoipa::path(
+    get,
+    path = "/health/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every check is ok", body = ReadyAnswer),
+        (status = 503, description = "A check failed or none has run yet", body = ReadyAnswer),
+    ),
+)]
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    let ready = state.readiness.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = ReadyAnswer {
+        ready,
+        checks: state.readiness.snapshot(),
+    };
+    (status, axum::Json(body))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)),
+)]
+async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
