@@ -408,6 +408,15 @@ def load_phase(api, queries):
     threads = [threading.Thread(target=client, args=(number,)) for number in range(CLIENTS)]
     for thread in threads:
         thread.start()
+    total = CLIENTS * PER_CLIENT
+    next_report = started + 30
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(1)
+        if time.monotonic() >= next_report:
+            next_report += 30
+            with lock:
+                done = counts["ok"] + counts["server_errors"] + counts["client_errors"] + counts["failed"]
+            say(f"  load: {done:,} of {total:,} queries answered after {time.monotonic() - started:.0f} s")
     for thread in threads:
         thread.join()
     latencies.sort()
