@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers as _;
+use rdkafka::message::{BorrowedHeaders, Headers as _};
 use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::config::KafkaConfig;
 use stockstream_common::kafka::{
@@ -190,6 +190,20 @@ pub struct Recovered {
     pub dead_lettered: u64,
 }
 
+impl Recovered {
+    /// Counts the record at `position` once, as a dead letter or a produced quote.
+    fn count(&mut self, position: u64, dead_letter: bool) {
+        if !self.positions.insert(position) {
+            return;
+        }
+        if dead_letter {
+            self.dead_lettered += 1;
+        } else {
+            self.produced += 1;
+        }
+    }
+}
+
 /// Reads every partition in `scan_from` from its offset to its current end and collects the
 /// positions beyond `after` of records stamped with `source` and `pass`; `None` if `shutdown`
 /// fired first.
@@ -206,25 +220,10 @@ pub fn recover(
     shutdown: &CancellationToken,
 ) -> Result<Option<Recovered>> {
     let mut recovered = Recovered::default();
-    let mut assignment = TopicPartitionList::new();
-    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let topics: std::collections::BTreeSet<&str> = scan_from
-        .keys()
-        .filter_map(|key| key.rsplit_once('/').map(|(topic, _)| topic))
-        .collect();
-    for topic in topics {
-        for (partition, _low, high) in topic_watermarks(kafka, topic, ADMIN_TIMEOUT)? {
-            let Some(&from) = scan_from.get(&format!("{topic}/{partition}")) else {
-                continue;
-            };
-            if high > from {
-                assignment
-                    .add_partition_offset(topic, partition, Offset::Offset(from))
-                    .map_err(|error| Error::kafka("assigning a partition to read back", error))?;
-                ends.insert((topic.to_string(), partition), high);
-            }
-        }
-    }
+    let ReadBackPlan {
+        assignment,
+        mut ends,
+    } = ReadBackPlan::new(kafka, scan_from)?;
     if ends.is_empty() {
         return Ok(Some(recovered));
     }
@@ -237,22 +236,11 @@ pub fn recover(
         records = to_read,
         "reading back what the previous run sent after its last checkpoint"
     );
-    let consumer: BaseConsumer = client_config_with(
-        kafka,
-        "ingest-readback",
-        &[
-            ("group.id", "stockstream-ingest-readback"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "false"),
-        ],
-    )
-    .create()
-    .map_err(|error| Error::kafka("creating the read-back consumer", error))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|error| Error::kafka("assigning partitions to read back", error))?;
-    let pass_text = pass.to_string();
+    let consumer = read_back_consumer(kafka, &assignment)?;
+    let stamp = PassStamp {
+        source,
+        pass: pass.to_string(),
+    };
     let deadline = Instant::now() + Duration::from_secs(300);
     while !ends.is_empty() {
         if shutdown.is_cancelled() {
@@ -275,9 +263,89 @@ pub fn recover(
         {
             ends.remove(&key);
         }
-        let Some(found) = message.headers() else {
-            continue;
-        };
+        if let Some(position) = message.headers().and_then(|found| stamp.position_in(found))
+            && position > after
+        {
+            recovered.count(position, message.topic() == dlq_topic);
+        }
+    }
+    Ok(Some(recovered))
+}
+
+/// The partitions a read-back covers: each from its offset in `scan_from` up to the end it had
+/// when the read-back started.
+struct ReadBackPlan {
+    /// Partitions to read, each at its starting offset.
+    assignment: TopicPartitionList,
+    /// `(topic, partition)` → end offset; a partition is done once the record just before its end
+    /// is read.
+    ends: BTreeMap<(String, i32), i64>,
+}
+
+impl ReadBackPlan {
+    /// Every partition of `scan_from` (keys `topic/partition`) whose log now ends past its
+    /// offset; partitions with nothing new are left out.
+    fn new(kafka: &KafkaConfig, scan_from: &BTreeMap<String, i64>) -> Result<Self> {
+        let mut assignment = TopicPartitionList::new();
+        let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let topics: std::collections::BTreeSet<&str> = scan_from
+            .keys()
+            .filter_map(|key| key.rsplit_once('/').map(|(topic, _)| topic))
+            .collect();
+        for topic in topics {
+            for (partition, _low, high) in topic_watermarks(kafka, topic, ADMIN_TIMEOUT)? {
+                let Some(&from) = scan_from.get(&format!("{topic}/{partition}")) else {
+                    continue;
+                };
+                if high > from {
+                    assignment
+                        .add_partition_offset(topic, partition, Offset::Offset(from))
+                        .map_err(|error| {
+                            Error::kafka("assigning a partition to read back", error)
+                        })?;
+                    ends.insert((topic.to_string(), partition), high);
+                }
+            }
+        }
+        Ok(Self { assignment, ends })
+    }
+}
+
+/// A consumer that commits nothing, assigned to the partitions of `assignment`.
+fn read_back_consumer(
+    kafka: &KafkaConfig,
+    assignment: &TopicPartitionList,
+) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = client_config_with(
+        kafka,
+        "ingest-readback",
+        &[
+            ("group.id", "stockstream-ingest-readback"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ],
+    )
+    .create()
+    .map_err(|error| Error::kafka("creating the read-back consumer", error))?;
+    consumer
+        .assign(assignment)
+        .map_err(|error| Error::kafka("assigning partitions to read back", error))?;
+    Ok(consumer)
+}
+
+/// The origin a read-back looks for: records of one source and pass.
+struct PassStamp<'a> {
+    /// Source id (see [`SOURCE_HEADER`]).
+    source: &'a str,
+    /// The pass, as header text.
+    pass: String,
+}
+
+impl PassStamp<'_> {
+    /// The row position a record's headers carry (its position header, else its line) when they
+    /// name this source and pass; `None` otherwise. The last of repeated headers counts.
+    fn position_in(&self, found: &BorrowedHeaders) -> Option<u64> {
         let mut same_source = false;
         let mut same_pass = false;
         let mut line = None;
@@ -287,25 +355,19 @@ pub fn recover(
                 .value
                 .and_then(|value| std::str::from_utf8(value).ok());
             match header.key {
-                SOURCE_HEADER => same_source = value == Some(source),
-                PASS_HEADER => same_pass = value == Some(pass_text.as_str()),
+                SOURCE_HEADER => same_source = value == Some(self.source),
+                PASS_HEADER => same_pass = value == Some(self.pass.as_str()),
                 LINE_HEADER => line = value.and_then(|value| value.parse::<u64>().ok()),
                 POSITION_HEADER => position = value.and_then(|value| value.parse::<u64>().ok()),
                 _ => {}
             }
         }
-        if let (true, true, Some(position)) = (same_source, same_pass, position.or(line))
-            && position > after
-            && recovered.positions.insert(position)
-        {
-            if message.topic() == dlq_topic {
-                recovered.dead_lettered += 1;
-            } else {
-                recovered.produced += 1;
-            }
+        if same_source && same_pass {
+            position.or(line)
+        } else {
+            None
         }
     }
-    Ok(Some(recovered))
 }
 
 /// Paces sending at a steady rate of units (rows or trading days) per second.
