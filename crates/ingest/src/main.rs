@@ -1,6 +1,6 @@
 //! Entry point of `stockstream-ingest`; see the library docs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
@@ -11,7 +11,9 @@ use stockstream_common::kafka::{
 use stockstream_common::shutdown::{run_service, signal_token};
 use stockstream_common::telemetry::init_tracing;
 use stockstream_ingest::replay::{self, prepare};
-use stockstream_ingest::{Config, FileFormat, GenerateOptions, ReplayOptions, stream, write_file};
+use stockstream_ingest::{
+    Config, FileFormat, GenerateOptions, ReplayOptions, ReplaySummary, stream, write_file,
+};
 
 /// Gets stock market data into Kafka: replays CSV files, generates synthetic quotes, and serves
 /// an HTTP push endpoint. Every record is acknowledged by Kafka (idempotent producer, acks=all)
@@ -117,57 +119,35 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("stockstream-ingest: {error}");
-            let usage = error
-                .downcast_ref::<stockstream_ingest::Error>()
-                .is_some_and(|error| {
-                    matches!(
-                        error,
-                        stockstream_ingest::Error::Usage(_)
-                            | stockstream_ingest::Error::Format { .. }
-                    )
-                });
-            if usage {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            error_exit_code(error.as_ref())
         }
     }
 }
 
-async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// Exit status 2 for bad usage or a bad file (nothing was sent), 1 for everything else.
+fn error_exit_code(error: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let usage = error
+        .downcast_ref::<stockstream_ingest::Error>()
+        .is_some_and(|error| {
+            matches!(
+                error,
+                stockstream_ingest::Error::Usage(_) | stockstream_ingest::Error::Format { .. }
+            )
+        });
+    if usage {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Result of a one-shot command: its exit status, or the error that stopped it.
+type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+/// Runs one of the one-shot commands (`serve` runs as a service in `main`).
+async fn execute(config: Config, command: Command) -> CommandResult {
     match command {
-        Command::Replay { options, json } => {
-            // Every file is read and its format told before Kafka is asked anything.
-            let (config, options, prepared) = tokio::task::spawn_blocking(move || {
-                prepare(&config, &options).map(|prepared| (config, options, prepared))
-            })
-            .await??;
-            if !options.dry_run {
-                ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
-            }
-            let shutdown = signal_token();
-            let summary = tokio::task::spawn_blocking(move || {
-                replay::execute(&config, &options, prepared, &shutdown)
-            })
-            .await??;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                println!("{summary}");
-            }
-            Ok(if summary.failed > 0 {
-                ExitCode::FAILURE
-            } else if !summary.file_errors().is_empty() {
-                ExitCode::from(2)
-            } else if summary.stopped.is_some() {
-                ExitCode::from(3)
-            } else if summary.interrupted {
-                ExitCode::from(130)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Command::Replay { options, json } => replay_files(config, options, json).await,
         Command::Generate {
             output,
             format,
@@ -178,64 +158,129 @@ async fn execute(config: Config, command: Command) -> Result<ExitCode, Box<dyn s
             seed,
             rate,
         } => {
-            let symbols = match symbol_count {
-                Some(count) => (1..=count).map(|index| format!("SYN{index}")).collect(),
-                None => symbols,
-            };
             let options = GenerateOptions {
-                symbols,
+                symbols: symbols_to_generate(symbols, symbol_count),
                 days,
                 start,
                 seed,
             };
-            if let Some(output) = output {
-                let rows = write_file(&options, &output, format)?;
-                println!(
-                    "generated {rows} rows into {} (seed {seed})",
-                    output.display()
-                );
-                return Ok(ExitCode::SUCCESS);
+            match output {
+                Some(output) => generate_file(&options, &output, format),
+                None => generate_into_kafka(config, options, rate).await,
             }
-            ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
-            let shutdown = signal_token();
-            let summary =
-                tokio::task::spawn_blocking(move || stream(&config, &options, rate, &shutdown))
-                    .await??;
-            println!(
-                "generated {} records into Kafka in {:.1}s ({} not delivered){}",
-                summary.produced,
-                summary.elapsed_seconds,
-                summary.failed,
-                if summary.interrupted {
-                    " — interrupted"
-                } else {
-                    ""
-                }
-            );
-            Ok(if summary.failed > 0 {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
         }
         Command::Serve => unreachable!("served by run_service"),
-        Command::Topics => {
-            let topics = pipeline_topics(&config.kafka);
-            ensure_topics(&config.kafka, &topics).await?;
-            for (topic, partitions) in topics {
-                println!("topic {topic} ready ({partitions} partition(s) when created)");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Count { topic } => {
-            let topic = topic.unwrap_or_else(|| config.kafka.topics.quotes.clone());
-            let kafka = config.kafka.clone();
-            let count = tokio::task::spawn_blocking(move || {
-                topic_record_count(&kafka, &topic, ADMIN_TIMEOUT)
-            })
-            .await??;
-            println!("{count}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Topics => create_topics(&config).await,
+        Command::Count { topic } => print_record_count(config, topic).await,
     }
+}
+
+/// `replay`: tells every file's format, creates the topics (unless a dry run), replays until
+/// done or interrupted, and prints the summary.
+async fn replay_files(config: Config, options: ReplayOptions, json: bool) -> CommandResult {
+    // Every file is read and its format told before Kafka is asked anything.
+    let (config, options, prepared) = tokio::task::spawn_blocking(move || {
+        prepare(&config, &options).map(|prepared| (config, options, prepared))
+    })
+    .await??;
+    if !options.dry_run {
+        ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
+    }
+    let shutdown = signal_token();
+    let summary = tokio::task::spawn_blocking(move || {
+        replay::execute(&config, &options, prepared, &shutdown)
+    })
+    .await??;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    Ok(replay_exit_code(&summary))
+}
+
+/// The exit status `replay --help` documents: 1 records not delivered, 2 a bad file, 3 stopped
+/// by `--max-bad-rows`, 130 interrupted, 0 done.
+fn replay_exit_code(summary: &ReplaySummary) -> ExitCode {
+    if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else if !summary.file_errors().is_empty() {
+        ExitCode::from(2)
+    } else if summary.stopped.is_some() {
+        ExitCode::from(3)
+    } else if summary.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The symbols `generate` makes quotes for: `SYN1` … `SYN<count>` when a count is given, else
+/// the listed ones.
+fn symbols_to_generate(symbols: Vec<String>, symbol_count: Option<u32>) -> Vec<String> {
+    match symbol_count {
+        Some(count) => (1..=count).map(|index| format!("SYN{index}")).collect(),
+        None => symbols,
+    }
+}
+
+/// `generate --output`: writes the quotes into a file.
+fn generate_file(options: &GenerateOptions, output: &Path, format: FileFormat) -> CommandResult {
+    let rows = write_file(options, output, format)?;
+    println!(
+        "generated {rows} rows into {} (seed {})",
+        output.display(),
+        options.seed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `generate` without `--output`: streams the quotes into the quotes topic at `rate` rows per
+/// second until done or interrupted; fails when a record was not delivered.
+async fn generate_into_kafka(
+    config: Config,
+    options: GenerateOptions,
+    rate: Option<f64>,
+) -> CommandResult {
+    ensure_topics(&config.kafka, &pipeline_topics(&config.kafka)).await?;
+    let shutdown = signal_token();
+    let summary =
+        tokio::task::spawn_blocking(move || stream(&config, &options, rate, &shutdown)).await??;
+    println!(
+        "generated {} records into Kafka in {:.1}s ({} not delivered){}",
+        summary.produced,
+        summary.elapsed_seconds,
+        summary.failed,
+        if summary.interrupted {
+            " — interrupted"
+        } else {
+            ""
+        }
+    );
+    Ok(if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `topics`: creates the pipeline's topics that do not exist yet.
+async fn create_topics(config: &Config) -> CommandResult {
+    let topics = pipeline_topics(&config.kafka);
+    ensure_topics(&config.kafka, &topics).await?;
+    for (topic, partitions) in topics {
+        println!("topic {topic} ready ({partitions} partition(s) when created)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `count`: prints how many records `topic` (default: the quotes topic) holds.
+async fn print_record_count(config: Config, topic: Option<String>) -> CommandResult {
+    let topic = topic.unwrap_or_else(|| config.kafka.topics.quotes.clone());
+    let kafka = config.kafka.clone();
+    let count =
+        tokio::task::spawn_blocking(move || topic_record_count(&kafka, &topic, ADMIN_TIMEOUT))
+            .await??;
+    println!("{count}");
+    Ok(ExitCode::SUCCESS)
 }
