@@ -34,50 +34,113 @@ pub(crate) fn encode_files(
     row_group_size: usize,
     schema_fingerprint: &str,
 ) -> Result<Vec<EncodedFile>> {
-    // Group the rows in place, without copying the buffer (the memory budget counts it once, plus
-    // FLUSH_WORKSPACE_PER_ROW): number the partition paths, order the numbers by path (files come
-    // out in path order), then permute the rows so that each path's rows, in offset order, are one
-    // contiguous run.
+    let run_lengths = group_by_path(template, &mut rows);
+    let encoder = FileEncoder {
+        template,
+        topic,
+        kafka_partition,
+        ingested_at,
+        row_group_size,
+        schema_fingerprint,
+    };
+    let mut files = Vec::with_capacity(run_lengths.len());
+    let mut start = 0;
+    for length in run_lengths {
+        let run = &rows[start..start + length];
+        start += length;
+        if let Some(file) = encoder.encode(run)? {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+/// Groups the rows in place, without copying the buffer (the memory budget counts it once, plus
+/// [`FLUSH_WORKSPACE_PER_ROW`]): number the partition paths, order the numbers by path (files
+/// come out in path order), then permute the rows so that each path's rows, in offset order, are
+/// one contiguous run. Returns the length of each path's run, in path order.
+fn group_by_path(template: &PartitionTemplate, rows: &mut [LakeRow]) -> Vec<usize> {
     if !rows.is_sorted_by_key(|row| row.kafka_offset) {
         rows.sort_by_key(|row| row.kafka_offset);
     }
-    let mut path = String::new();
-    let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut counts: Vec<usize> = Vec::new();
-    let mut group_of: Vec<u32> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        path.clear();
-        template.write_path(&row.quote, &mut path);
-        let id = match ids.get(&path) {
-            Some(id) => *id,
-            None => {
-                let id = counts.len() as u32;
-                ids.insert(path.clone(), id);
-                counts.push(0);
-                id
-            }
-        };
-        counts[id as usize] += 1;
-        group_of.push(id);
+    let mut groups = PathGroups::number(template, rows);
+    let target = groups.destinations();
+    apply_permutation(rows, target);
+    debug_assert!(is_grouped(template, rows, &groups.order));
+    groups.run_lengths()
+}
+
+/// The distinct partition paths of a batch, numbered in order of first appearance.
+struct PathGroups {
+    /// Each path with its number, in path order.
+    order: Vec<(String, u32)>,
+    /// Rows per path number.
+    counts: Vec<usize>,
+    /// The path number of each row.
+    group_of: Vec<u32>,
+}
+
+impl PathGroups {
+    /// Numbers the partition path of every row.
+    fn number(template: &PartitionTemplate, rows: &[LakeRow]) -> Self {
+        let mut path = String::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut group_of: Vec<u32> = Vec::with_capacity(rows.len());
+        for row in rows {
+            path.clear();
+            template.write_path(&row.quote, &mut path);
+            let id = match ids.get(&path) {
+                Some(id) => *id,
+                None => {
+                    let id = counts.len() as u32;
+                    ids.insert(path.clone(), id);
+                    counts.push(0);
+                    id
+                }
+            };
+            counts[id as usize] += 1;
+            group_of.push(id);
+        }
+        let mut order: Vec<(String, u32)> = ids.into_iter().collect();
+        order.sort_unstable();
+        Self {
+            order,
+            counts,
+            group_of,
+        }
     }
-    let mut order: Vec<(String, u32)> = ids.into_iter().collect();
-    order.sort_unstable();
-    // Where each group's run starts once the rows are grouped.
-    let mut next_slot = vec![0u32; counts.len()];
-    let mut start = 0;
-    for (_, id) in &order {
-        next_slot[*id as usize] = start as u32;
-        start += counts[*id as usize];
+
+    /// `target[i]`: where row `i` goes once the rows are grouped; filling each run in offset
+    /// order keeps it in offset order. Reuses the per-row path numbers' memory.
+    fn destinations(&mut self) -> Vec<u32> {
+        // Where each group's run starts once the rows are grouped.
+        let mut next_slot = vec![0u32; self.counts.len()];
+        let mut start = 0;
+        for (_, id) in &self.order {
+            next_slot[*id as usize] = start as u32;
+            start += self.counts[*id as usize];
+        }
+        let mut target = std::mem::take(&mut self.group_of);
+        for slot in target.iter_mut() {
+            let id = *slot as usize;
+            *slot = next_slot[id];
+            next_slot[id] += 1;
+        }
+        target
     }
-    // `target[i]`: where row `i` goes; filling each run in offset order keeps it in offset order.
-    let mut target = group_of;
-    for slot in target.iter_mut() {
-        let id = *slot as usize;
-        *slot = next_slot[id];
-        next_slot[id] += 1;
+
+    /// The number of rows of each path, in path order.
+    fn run_lengths(&self) -> Vec<usize> {
+        self.order
+            .iter()
+            .map(|(_, id)| self.counts[*id as usize])
+            .collect()
     }
-    drop(next_slot);
-    // Apply the permutation in place, cycle by cycle.
+}
+
+/// Moves row `i` to `target[i]`, in place, cycle by cycle.
+fn apply_permutation(rows: &mut [LakeRow], mut target: Vec<u32>) {
     for index in 0..rows.len() {
         while target[index] as usize != index {
             let destination = target[index] as usize;
@@ -85,8 +148,13 @@ pub(crate) fn encode_files(
             target.swap(index, destination);
         }
     }
-    drop(target);
-    debug_assert!(rows.is_sorted_by_key(|row| {
+}
+
+/// Whether the rows come in path order (`order` lists the paths sorted), each path's rows in
+/// offset order.
+fn is_grouped(template: &PartitionTemplate, rows: &[LakeRow], order: &[(String, u32)]) -> bool {
+    let mut path = String::new();
+    rows.is_sorted_by_key(|row| {
         path.clear();
         template.write_path(&row.quote, &mut path);
         (
@@ -95,21 +163,32 @@ pub(crate) fn encode_files(
                 .ok(),
             row.kafka_offset,
         )
-    }));
-    let mut files = Vec::with_capacity(order.len());
-    start = 0;
-    for (_, id) in &order {
-        let rows = &rows[start..start + counts[*id as usize]];
-        start += counts[*id as usize];
+    })
+}
+
+/// Encodes one run of rows (one partition path, in offset order) into a file and its
+/// announcement.
+struct FileEncoder<'a> {
+    template: &'a PartitionTemplate,
+    topic: &'a str,
+    kafka_partition: i32,
+    ingested_at: DateTime<Utc>,
+    row_group_size: usize,
+    schema_fingerprint: &'a str,
+}
+
+impl FileEncoder<'_> {
+    /// The file of `rows`, named by their partition and offset range; `None` for no rows.
+    fn encode(&self, rows: &[LakeRow]) -> Result<Option<EncodedFile>> {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            continue;
+            return Ok(None);
         };
-        let partition = template.partition(&first.quote);
+        let partition = self.template.partition(&first.quote);
         let object_key = data_object_key(
             QUOTES_TABLE,
             &partition,
-            topic,
-            kafka_partition,
+            self.topic,
+            self.kafka_partition,
             first.kafka_offset,
             last.kafka_offset,
         );
@@ -117,32 +196,31 @@ pub(crate) fn encode_files(
         let min_trade_date = rows.iter().map(|row| row.quote.trade_date).min();
         let max_trade_date = rows.iter().map(|row| row.quote.trade_date).max();
         let (Some(min_trade_date), Some(max_trade_date)) = (min_trade_date, max_trade_date) else {
-            continue;
+            return Ok(None);
         };
-        let bytes = encode_quotes(template, rows, ingested_at, row_group_size)?;
-        files.push(EncodedFile {
+        let bytes = encode_quotes(self.template, rows, self.ingested_at, self.row_group_size)?;
+        Ok(Some(EncodedFile {
             event: LakeCommitEvent {
                 version: LAKE_COMMIT_VERSION,
                 table: QUOTES_TABLE.to_string(),
                 table_location: format!("{QUOTES_TABLE}/"),
                 object_key,
-                partition_keys: template.partition_keys(),
+                partition_keys: self.template.partition_keys(),
                 partition,
                 row_count: rows.len() as u64,
                 size_bytes: bytes.len() as u64,
                 min_trade_date,
                 max_trade_date,
-                schema_fingerprint: schema_fingerprint.to_string(),
-                source_topic: topic.to_string(),
-                source_partition: kafka_partition,
+                schema_fingerprint: self.schema_fingerprint.to_string(),
+                source_topic: self.topic.to_string(),
+                source_partition: self.kafka_partition,
                 first_offset,
                 last_offset,
-                committed_at: ingested_at,
+                committed_at: self.ingested_at,
             },
             bytes,
-        });
+        }))
     }
-    Ok(files)
 }
 
 #[cfg(test)]
