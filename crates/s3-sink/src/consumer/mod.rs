@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use stockstream_common::catalog::{columns_of, schema_fingerprint};
 use stockstream_common::http::Readiness;
 use stockstream_common::kafka::{Producer, consumer_config, producer_config};
@@ -81,8 +82,37 @@ pub(crate) fn run_blocking(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let topic = config.kafka.topics.quotes.clone();
-    // Statistics feed the consumer-lag metric without extra requests (see `report_lag`).
+    let consumer = subscribe(&config)?;
+    let mut sink = Sink::new(config, store, runtime, readiness)?;
+    let topic = sink.topic().to_string();
+    tracing::info!(%topic, group = %sink.config.sink.group_id, "sink consuming");
+    sink.readiness
+        .set("kafka", true, format!("subscribed to {topic}"));
+    let poll_timeout = sink.config.sink.poll_timeout;
+    while !shutdown.is_cancelled() {
+        let polled = consumer.poll(poll_timeout);
+        sink.apply_rebalances(&consumer);
+        match polled {
+            None => {}
+            Some(Ok(message)) => {
+                sink.consumer_recovered();
+                sink.handle(&consumer, &message)?
+            }
+            Some(Err(error)) => sink.consumer_error(&error),
+        }
+        sink.flush_due(&consumer)?;
+        sink.report_lag(&consumer);
+    }
+    tracing::info!("sink draining: flushing every buffer");
+    sink.flush_all(&consumer, "shutdown")?;
+    Ok(())
+}
+
+/// The sink's consumer, in its group and subscribed to the quotes topic; statistics every
+/// [`LAG_INTERVAL`] feed the consumer-lag metric without extra requests (see
+/// [`Sink::report_lag`]).
+fn subscribe(config: &Config) -> Result<SinkConsumer> {
+    let topic = &config.kafka.topics.quotes;
     let statistics_interval = LAG_INTERVAL.as_millis().to_string();
     let session_timeout = config.sink.session_timeout.as_millis().to_string();
     let heartbeat_interval = (config.sink.session_timeout / 3).as_millis().to_string();
@@ -104,61 +134,60 @@ pub(crate) fn run_blocking(
             topic: topic.clone(),
             source: error,
         })?;
-    let producer = Producer::new(&producer_config(&config.kafka, "sink-producer", &[]))?;
-    let columns = columns_of(&config.sink.partition_template.file_schema())?;
-    let mut sink = Sink {
-        schema_fingerprint: schema_fingerprint(&columns),
-        config,
-        store,
-        runtime,
-        producer,
-        readiness,
-        assigned: BTreeSet::new(),
-        partitions: BTreeMap::new(),
-        message_ids: 0,
-        dead_letters: 0,
-        last_lag_report: Instant::now(),
-        consumer_errors: 0,
-        last_error_log: None,
-    };
-    tracing::info!(%topic, group = %sink.config.sink.group_id, "sink consuming");
-    sink.readiness
-        .set("kafka", true, format!("subscribed to {topic}"));
-    let poll_timeout = sink.config.sink.poll_timeout;
-    while !shutdown.is_cancelled() {
-        let polled = consumer.poll(poll_timeout);
-        sink.apply_rebalances(&consumer);
-        match polled {
-            None => {}
-            Some(Ok(message)) => {
-                if sink.last_error_log.take().is_some() {
-                    sink.readiness
-                        .set("kafka", true, format!("consuming {topic}"));
-                }
-                sink.handle(&consumer, &message)?
-            }
-            Some(Err(error)) => {
-                sink.consumer_errors += 1;
-                if sink
-                    .last_error_log
-                    .is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL)
-                {
-                    tracing::warn!(%error, %topic, errors = sink.consumer_errors, "consumer error");
-                    sink.last_error_log = Some(Instant::now());
-                    sink.consumer_errors = 0;
-                }
-                sink.readiness.set("kafka", false, error.to_string());
-            }
-        }
-        sink.flush_due(&consumer)?;
-        sink.report_lag(&consumer);
-    }
-    tracing::info!("sink draining: flushing every buffer");
-    sink.flush_all(&consumer, "shutdown")?;
-    Ok(())
+    Ok(consumer)
 }
 
 impl Sink {
+    /// A sink with no partition assigned yet, its producer (dead letters, commit events) and the
+    /// fingerprint of the files' schema.
+    fn new(
+        config: Config,
+        store: Arc<dyn LakeStore>,
+        runtime: Handle,
+        readiness: Readiness,
+    ) -> Result<Self> {
+        let producer = Producer::new(&producer_config(&config.kafka, "sink-producer", &[]))?;
+        let columns = columns_of(&config.sink.partition_template.file_schema())?;
+        Ok(Self {
+            schema_fingerprint: schema_fingerprint(&columns),
+            config,
+            store,
+            runtime,
+            producer,
+            readiness,
+            assigned: BTreeSet::new(),
+            partitions: BTreeMap::new(),
+            message_ids: 0,
+            dead_letters: 0,
+            last_lag_report: Instant::now(),
+            consumer_errors: 0,
+            last_error_log: None,
+        })
+    }
+
+    /// Reports Kafka ready again when a message arrives after consumer errors.
+    fn consumer_recovered(&mut self) {
+        if self.last_error_log.take().is_some() {
+            let consuming = format!("consuming {}", self.topic());
+            self.readiness.set("kafka", true, consuming);
+        }
+    }
+
+    /// Counts a consumer error, logs at most one line per [`ERROR_LOG_INTERVAL`] (librdkafka
+    /// repeats them every poll) and reports Kafka not ready until a message arrives again.
+    fn consumer_error(&mut self, error: &KafkaError) {
+        self.consumer_errors += 1;
+        if self
+            .last_error_log
+            .is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL)
+        {
+            tracing::warn!(%error, topic = %self.topic(), errors = self.consumer_errors, "consumer error");
+            self.last_error_log = Some(Instant::now());
+            self.consumer_errors = 0;
+        }
+        self.readiness.set("kafka", false, error.to_string());
+    }
+
     fn topic(&self) -> &str {
         &self.config.kafka.topics.quotes
     }
