@@ -110,6 +110,8 @@ impl S3Store {
         }
     }
 
+    /// A multipart upload of `bytes` (`condition` as in [`Self::put_object`]), aborted unless it
+    /// completes and writes the object.
     async fn put_multipart(
         &self,
         key: &str,
@@ -117,6 +119,23 @@ impl S3Store {
         bytes: Bytes,
         condition: Option<String>,
     ) -> Result<bool> {
+        let upload = self.create_multipart_upload(key, full_key).await?;
+        let outcome = match upload.upload_parts(&bytes).await {
+            Ok(parts) => upload.complete(parts, condition).await,
+            Err(error) => Err(error),
+        };
+        if !matches!(outcome, Ok(true)) {
+            upload.abort().await;
+        }
+        outcome
+    }
+
+    /// Starts a multipart upload of `full_key` (`key` names it in errors).
+    async fn create_multipart_upload<'a>(
+        &'a self,
+        key: &'a str,
+        full_key: &'a str,
+    ) -> Result<MultipartUpload<'a>> {
         let created = self
             .client
             .create_multipart_upload()
@@ -125,71 +144,90 @@ impl S3Store {
             .send()
             .await
             .map_err(|error| s3_error("create multipart upload", key, error))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        Ok(MultipartUpload {
+            store: self,
+            key,
+            full_key,
+            upload_id: created.upload_id().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// A multipart upload in progress: the object becomes visible only when it completes.
+struct MultipartUpload<'a> {
+    store: &'a S3Store,
+    /// The key in the lake, for errors.
+    key: &'a str,
+    /// The key in the bucket.
+    full_key: &'a str,
+    upload_id: String,
+}
+
+impl MultipartUpload<'_> {
+    /// Uploads `bytes` in parts of [`PART_SIZE`], in order; stops at the first part that fails.
+    async fn upload_parts(&self, bytes: &Bytes) -> Result<Vec<CompletedPart>> {
         let mut parts = Vec::new();
-        let mut outcome = Ok(());
         for (index, chunk) in bytes.chunks(PART_SIZE).enumerate() {
             let number = index as i32 + 1;
-            match self
+            let part = self
+                .store
                 .client
                 .upload_part()
-                .bucket(&self.bucket)
-                .key(full_key)
-                .upload_id(&upload_id)
+                .bucket(&self.store.bucket)
+                .key(self.full_key)
+                .upload_id(&self.upload_id)
                 .part_number(number)
                 .body(ByteStream::from(bytes.slice_ref(chunk)))
                 .send()
                 .await
-            {
-                Ok(part) => parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(part.e_tag().map(str::to_string))
-                        .build(),
-                ),
-                Err(error) => {
-                    outcome = Err(s3_error("upload part", key, error));
-                    break;
-                }
-            }
+                .map_err(|error| s3_error("upload part", self.key, error))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_string))
+                    .build(),
+            );
         }
-        let mut written = false;
-        if outcome.is_ok() {
-            outcome = match self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full_key)
-                .upload_id(&upload_id)
-                .set_if_none_match(condition)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    written = true;
-                    Ok(())
-                }
-                Err(error) if precondition_failed(&error) => Ok(()),
-                Err(error) => Err(s3_error("complete multipart upload", key, error)),
-            };
+        Ok(parts)
+    }
+
+    /// Completes the upload from its `parts`; `false` when `condition` failed (412: the key
+    /// exists).
+    async fn complete(&self, parts: Vec<CompletedPart>, condition: Option<String>) -> Result<bool> {
+        let outcome = self
+            .store
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.full_key)
+            .upload_id(&self.upload_id)
+            .set_if_none_match(condition)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(error) if precondition_failed(&error) => Ok(false),
+            Err(error) => Err(s3_error("complete multipart upload", self.key, error)),
         }
-        if outcome.is_err() || !written {
-            // Leave no billed fragments behind; a lifecycle rule catches what this misses.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full_key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        outcome.map(|()| written)
+    }
+
+    /// Aborts the upload, ignoring failure: leave no billed fragments behind; a lifecycle rule
+    /// catches what this misses.
+    async fn abort(&self) {
+        let _ = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.full_key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
     }
 }
 
