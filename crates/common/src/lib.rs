@@ -14,6 +14,7 @@
 //! - [`catalog`]: the Glue-shaped catalog model shared by the crawler (writer) and the query API (reader);
 //! - [`events`]: the `lake.commits` event the sink publishes for every committed file;
 //! - [`config`]: layered, typed and validated configuration (defaults → TOML → `STOCKSTREAM__…` env);
+//!   [`config_checks`]: the check every service's tests run that config errors name their key;
 //! - [`kafka`]: librdkafka client settings and topic administration;
 //! - [`secret`]: which settings are secrets, their redaction in `Debug` output and errors, and the
 //!   refusal of configuration files with secrets that every user can read;
@@ -21,6 +22,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod config_checks;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -182,6 +182,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defaults_load_and_a_wrong_key_or_value_is_named() {
+        stockstream_common::config_checks::check_config_key_errors(
+            "crawler.toml",
+            Config::load,
+            (
+                "[crawler]\nbatch_windw = \"1s\"\n",
+                &["batch_windw", "crawler"],
+            ),
+            (
+                "[crawler]\nbatch_window = \"soon\"\n",
+                &["crawler.batch_window"],
+            ),
+        );
+    }
+
+    #[test]
     fn secrets_are_named_but_never_shown_and_world_readable_files_refused() {
         stockstream_common::secret::check_config_secrets("crawler.toml", |path| {
             Config::load(Some(path))

@@ -176,6 +176,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defaults_load_and_a_wrong_key_or_value_is_named() {
+        stockstream_common::config_checks::check_config_key_errors(
+            "ingest.toml",
+            Config::load,
+            ("[ingest]\nlingr = \"5ms\"\n", &["lingr", "ingest"]),
+            ("[ingest]\nlinger = \"soon\"\n", &["ingest.linger"]),
+        );
+    }
+
+    #[test]
     fn secrets_are_named_but_never_shown_and_world_readable_files_refused() {
         stockstream_common::secret::check_config_secrets("ingest.toml", |path| {
             Config::load(Some(path))

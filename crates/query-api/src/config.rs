@@ -516,6 +516,19 @@ mod tests {
     }
 
     #[test]
+    fn defaults_load_and_a_wrong_key_or_value_is_named() {
+        stockstream_common::config_checks::check_config_key_errors(
+            "query.toml",
+            Config::load,
+            ("[query]\nengin = \"athena\"\n", &["engin", "query"]),
+            (
+                "[query]\nengine = \"presto\"\n",
+                &["query.engine", "presto"],
+            ),
+        );
+    }
+
+    #[test]
     fn athena_needs_the_glue_catalog() {
         let error = load_with("[query]\nengine = \"athena\"\n").expect_err("local catalog");
         assert!(error.to_string().contains("query.catalog"), "{error}");

@@ -179,6 +179,22 @@ mod tests {
     }
 
     #[test]
+    fn defaults_load_and_a_wrong_key_or_value_is_named() {
+        stockstream_common::config_checks::check_config_key_errors(
+            "sink.toml",
+            Config::load,
+            (
+                "[sink]\nflush_intervl = \"1s\"\n",
+                &["flush_intervl", "sink"],
+            ),
+            (
+                "[sink]\nflush_interval = \"soon\"\n",
+                &["sink.flush_interval"],
+            ),
+        );
+    }
+
+    #[test]
     fn secrets_are_named_but_never_shown_and_world_readable_files_refused() {
         stockstream_common::secret::check_config_secrets("sink.toml", |path| {
             Config::load(Some(path))
