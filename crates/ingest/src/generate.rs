@@ -336,7 +336,15 @@ mod tests {
                 .count(),
             10_000
         );
-        assert!(write_csv(&unbounded, Path::new("/nonexistent/never.csv")).is_err());
+        // A file needs a bound: refused before anything is created.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("never.csv");
+        let refused = write_csv(&unbounded, &path).expect_err("an unbounded file is refused");
+        assert!(
+            matches!(&refused, Error::Usage(message) if message.contains("--days")),
+            "{refused}"
+        );
+        assert!(!path.exists(), "nothing is written for an unbounded file");
     }
 
     #[test]
