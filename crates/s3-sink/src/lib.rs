@@ -10,14 +10,16 @@
 //!   `quotes/symbol=HSI/year=1987/…`; e.g. `quotes/date=1987-01-02/…`), zstd-compressed, typed
 //!   (DATE, DOUBLE, BIGINT, UTC timestamp) and carry lineage columns (Kafka partition, offset,
 //!   ingestion time). Keys name the Kafka partition and offset range they hold.
-//! - Buffers flush on a record count, on a wall-clock interval (so quiet partitions land) and on
-//!   shutdown. Each flush records an intent in the lake before writing, so after any crash the
+//! - Buffers flush on a record count (`sink.flush_records`), on their encoded size
+//!   (`sink.flush_bytes`), when all buffers together reach `sink.memory_budget` (the largest
+//!   flushes first), on a wall-clock interval (`sink.flush_interval`, so quiet partitions land)
+//!   and on shutdown. Each flush records an intent in the lake before writing, so after any crash the
 //!   sink resumes from the lake, not from Kafka's committed offset: no record is lost or written
 //!   twice (`docs/exactly-once.md`).
 //! - Undecodable messages go to the dead-letter topic with their origin and the reason.
 //!
-//! Run it with `stockstream-s3-sink --config sink.toml`; it serves `/metrics`, `/health/livez`
-//! and `/health/readyz` on `http.listen` (default `127.0.0.1:9101`).
+//! Run it with `stockstream-s3-sink --config sink.toml`; it serves `/metrics`, `/health/livez`,
+//! `/health/readyz` and `/openapi.json` on `http.listen` (default `127.0.0.1:9101`).
 //!
 //! Files: `lib.rs` (`run`: the lake's layout check, the consumer thread and the ops server),
 //! `main.rs` (command line, signals), `config.rs` (`[sink]`, `[http]` and the shared sections),
