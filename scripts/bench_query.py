@@ -293,12 +293,31 @@ def check(lake, address):
 # ---------------------------------------------------------------------------------------------
 # Timing.
 
+_TEST_BINARY = []
+
+
+def rust_half(*args):
+    """The command running one ignored test of `tests/tests/bench_query.rs` (release): the test
+    executable built when the bench started, found once through cargo, so that sources edited
+    while the bench runs cannot trigger a rebuild in the middle of a measurement."""
+    if not _TEST_BINARY:
+        output = subprocess.run(
+            ["cargo", "test", "--release", "-p", "stockstream-e2e", "--test", "bench_query", "--no-run",
+             "--message-format=json"], cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+        for line in output.stdout.splitlines():
+            message = json.loads(line)
+            if message.get("reason") == "compiler-artifact" and message.get("executable") \
+                    and message["target"]["name"] == "bench_query":
+                _TEST_BINARY.append(message["executable"])
+        if not _TEST_BINARY:
+            sys.exit("bench-query: cargo built no bench_query test executable")
+    return [_TEST_BINARY[0], "--ignored", "--exact", *args, "--nocapture"]
+
+
 def in_process(lake, work):
     out = os.path.join(work, "in-process.json")
     env = dict(os.environ, BENCH_QUERY_LAKE=lake, BENCH_QUERY_OUT=out, BENCH_QUERY_RUNS=str(RUNS))
-    subprocess.run(["cargo", "test", "--quiet", "--release", "-p", "stockstream-e2e", "--test", "bench_query", "--",
-                    "--ignored", "--exact", "in_process", "--nocapture"], env=env, check=True, cwd=ROOT,
-                   stdout=sys.stderr)
+    subprocess.run(rust_half("in_process"), env=env, check=True, cwd=ROOT, stdout=sys.stderr)
     with open(out) as file:
         return json.load(file)
 
@@ -498,10 +517,7 @@ def report(result, queries):
 
 def build_lakes():
     say("building or finding the lakes (cached in $STOCKSTREAM_CACHE/bench-query)")
-    output = subprocess.run(
-        ["cargo", "test", "--quiet", "--release", "-p", "stockstream-e2e", "--test", "bench_query", "--",
-         "--ignored", "--exact", "build_lakes", "--nocapture"],
-        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    output = subprocess.run(rust_half("build_lakes"), cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     for line in output.stdout.splitlines():
         if line.startswith("BENCH_LAKES "):
             return json.loads(line[len("BENCH_LAKES "):])
