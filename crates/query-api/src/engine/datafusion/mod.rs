@@ -9,10 +9,15 @@
 //!
 //! Files:
 //! - `mod.rs`: the engine (session, planning, execution task);
-//! - [`files`]: the index of visible files, following the catalog and `lake.commits`;
+//! - [`files`] (`files/`): the index of visible files, following the catalog and `lake.commits`:
+//!   `mod.rs` (the index and its snapshot), `listing.rs` (listing as the catalog changes, the
+//!   relist), `committed.rs` (files from commit events), `carry_over.rs` (files kept visible when
+//!   compaction moves a partition), `layout.rs` (which partition owns a key), `statistics.rs`
+//!   (footers read into statistics);
 //! - [`table`]: the schema and table providers over the index;
 //! - [`commits`]: the `lake.commits` follower;
-//! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain).
+//! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain);
+//! - [`tail`]: real-time SQL, table `quotes` as the lake plus the live view's tail.
 
 mod commits;
 pub mod files;

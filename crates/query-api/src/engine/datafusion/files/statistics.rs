@@ -1,0 +1,212 @@
+//! Statistics of the visible files: each file's Parquet footer is read once in the background
+//! into its [`Statistics`] (row counts, min/max), which also warms DataFusion's metadata cache;
+//! statistics already read survive a relisting while the file is unchanged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::Statistics;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::execution::SessionStateBuilder;
+use futures::StreamExt;
+use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
+use tokio_util::sync::CancellationToken;
+
+use super::{FileIndex, IndexSnapshot, PartitionFiles, TableFiles};
+use crate::error::Result;
+
+/// Footers read at once by the statistics loader.
+const FOOTER_CONCURRENCY: usize = 16;
+/// A round of footer reading this large is logged at `info` (the first after start-up, say);
+/// the few files of each commit at `debug`.
+const LOG_FOOTERS_FROM: usize = 1000;
+
+/// A visible file whose footer has not been read yet.
+struct MissingFooter {
+    /// The table it belongs to.
+    table: String,
+    /// The table's file columns.
+    schema: SchemaRef,
+    /// The file.
+    meta: ObjectMeta,
+}
+
+/// The statistics read from one file's footer.
+struct ReadFooter {
+    table: String,
+    location: ObjectPath,
+    statistics: Statistics,
+}
+
+impl FileIndex {
+    /// Reads the footers of files without statistics, until `shutdown`; each round starts when
+    /// files were added.
+    pub async fn load_statistics(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.stats_wanted.notified() => {}
+            }
+            if let Err(error) = self.load_missing_statistics().await {
+                tracing::warn!(%error, "reading Parquet footers for statistics failed");
+            }
+        }
+    }
+
+    /// One round: reads the footers of the current files without statistics and records them.
+    async fn load_missing_statistics(&self) -> Result<()> {
+        let missing = missing_footers(&self.snapshot());
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let read = self.read_footers(missing).await;
+        let read_count = read.len();
+        let still_missing = self.record_statistics(read).await;
+        log_footers_read(read_count, still_missing, started.elapsed());
+        Ok(())
+    }
+
+    /// Reads `missing` footers, [`FOOTER_CONCURRENCY`] at once; unreadable ones (a file removed
+    /// meanwhile) are skipped.
+    async fn read_footers(&self, missing: Vec<MissingFooter>) -> Vec<ReadFooter> {
+        let state = SessionStateBuilder::new()
+            .with_runtime_env(self.runtime.clone())
+            .build();
+        let format = ParquetFormat::default();
+        let store = self.lake.store.clone();
+        futures::stream::iter(missing)
+            .map(|file| {
+                let state = &state;
+                let format = &format;
+                let store = &store;
+                async move {
+                    let MissingFooter {
+                        table,
+                        schema,
+                        meta,
+                    } = file;
+                    let statistics = format.infer_stats(state, store, schema, &meta).await;
+                    statistics.map(|statistics| ReadFooter {
+                        table,
+                        location: meta.location,
+                        statistics,
+                    })
+                }
+            })
+            .buffer_unordered(FOOTER_CONCURRENCY)
+            .filter_map(|outcome| async move {
+                match outcome {
+                    Ok(read) => Some(read),
+                    Err(error) => {
+                        tracing::debug!(%error, "footer unreadable (file removed?)");
+                        None
+                    }
+                }
+            })
+            .collect()
+            .await
+    }
+
+    /// Sets the statistics `read` on the files of the current snapshot that still hold them, and
+    /// returns how many visible files have none yet. The new snapshot is put in place without
+    /// waking the loader again.
+    async fn record_statistics(&self, read: Vec<ReadFooter>) -> usize {
+        let _writer = self.writer.lock().await;
+        let mut next = (*self.snapshot()).clone();
+        for footer in read {
+            set_statistics(&mut next, footer);
+        }
+        let still_missing = next.files_without_statistics();
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(next);
+        }
+        still_missing
+    }
+}
+
+/// The files of `snapshot` whose footer has not been read.
+fn missing_footers(snapshot: &IndexSnapshot) -> Vec<MissingFooter> {
+    let mut missing = Vec::new();
+    for (name, table) in &snapshot.tables {
+        for partition in table.partitions.values() {
+            for entry in partition
+                .files
+                .values()
+                .filter(|entry| entry.statistics.is_none())
+            {
+                missing.push(MissingFooter {
+                    table: name.clone(),
+                    schema: table.file_schema.clone(),
+                    meta: entry.meta.clone(),
+                });
+            }
+        }
+    }
+    missing
+}
+
+/// Sets one footer's statistics on its file in `snapshot`, if the file is still there.
+fn set_statistics(snapshot: &mut IndexSnapshot, footer: ReadFooter) {
+    let Some(files) = snapshot.tables.get_mut(&footer.table) else {
+        return;
+    };
+    let files = Arc::make_mut(files);
+    let statistics = Arc::new(footer.statistics);
+    for partition in files.partitions.values_mut() {
+        if partition.files.contains_key(&footer.location) {
+            let partition = Arc::make_mut(partition);
+            if let Some(entry) = partition.files.get_mut(&footer.location) {
+                entry.statistics = Some(statistics.clone());
+            }
+            break;
+        }
+    }
+}
+
+/// Logs a round of footer reading: at `info` when large, at `debug` otherwise.
+fn log_footers_read(read: usize, still_missing: usize, elapsed: Duration) {
+    let elapsed_ms = elapsed.as_millis() as u64;
+    if read >= LOG_FOOTERS_FROM {
+        tracing::info!(
+            files = read,
+            missing = still_missing,
+            elapsed_ms,
+            "footers read"
+        );
+    } else {
+        tracing::debug!(
+            files = read,
+            missing = still_missing,
+            elapsed_ms,
+            "footers read"
+        );
+    }
+}
+
+/// The statistics `previous` holds for the file `meta` of partition `values`, when its size is
+/// unchanged.
+pub(super) fn known_statistics(
+    previous: &TableFiles,
+    values: &[String],
+    meta: &ObjectMeta,
+) -> Option<Arc<Statistics>> {
+    let entry = previous.partitions.get(values)?.files.get(&meta.location)?;
+    (entry.meta.size == meta.size).then(|| entry.statistics.clone())?
+}
+
+/// Keeps in `target` (a partition just listed again) the statistics `before` (its previous entry)
+/// had already read, for files whose size is unchanged.
+pub(super) fn keep_read_statistics(target: &mut PartitionFiles, before: &PartitionFiles) {
+    for (location, entry) in &before.files {
+        if let Some(listed_entry) = target.files.get_mut(location)
+            && listed_entry.statistics.is_none()
+            && listed_entry.meta.size == entry.meta.size
+        {
+            listed_entry.statistics = entry.statistics.clone();
+        }
+    }
+}
