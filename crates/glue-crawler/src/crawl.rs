@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use stockstream_common::catalog::{Catalog, Column};
+use stockstream_common::catalog::{Catalog, Column, Table};
 use stockstream_common::lake::{COMPACTED_DIR, LakeStore, PartitionValue, parse_partition_path};
 
 use crate::error::Result;
@@ -30,16 +30,51 @@ pub struct CrawlReport {
     pub inconsistencies: Vec<String>,
 }
 
+/// One sample file per partition, by partition values.
+type Samples = BTreeMap<Vec<PartitionValue>, String>;
+
+/// The lake's Parquet files per table, and the compacted generations of each partition.
+#[derive(Debug, Default)]
+struct LakeListing {
+    /// Per table: (key as if in its home directory, real key).
+    files_by_table: BTreeMap<String, Vec<(String, String)>>,
+    /// (table, partition path) → generation locations holding data, and those marked swapped.
+    generations: BTreeMap<(String, String), BTreeMap<String, bool>>,
+}
+
 /// Scans the lake and returns a fresh catalog for `database`, with a report against `previous`.
 pub async fn crawl(
     store: &dyn LakeStore,
     database: &str,
     previous: Option<&Catalog>,
 ) -> Result<(Catalog, CrawlReport)> {
-    // Per table: (key as if in its home directory, real key).
-    let mut files_by_table: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    // (table, partition path) → generation locations holding data, and those marked swapped.
-    let mut generations: BTreeMap<(String, String), BTreeMap<String, bool>> = BTreeMap::new();
+    let LakeListing {
+        files_by_table,
+        generations,
+    } = list_lake(store).await?;
+    let mut catalog = Catalog::default();
+    database_mut(&mut catalog, database);
+    let mut report = CrawlReport::default();
+    for (table_name, keys) in files_by_table {
+        let Some(mut table) = build_table(store, &table_name, &keys, &mut report).await? else {
+            continue;
+        };
+        let old = previous.and_then(|catalog| catalog.table(database, &table_name));
+        read_generations(&mut table, &table_name, &generations, old);
+        compare_with_previous(&table, &table_name, old, &mut report);
+        report.tables.push(table_name.clone());
+        database_mut(&mut catalog, database)
+            .tables
+            .insert(table_name, table);
+    }
+    Ok((catalog, report))
+}
+
+/// Lists the lake: the Parquet files of every table (top-level folders not starting with `_` or
+/// `.`), those of compacted generations under their partition's key, and each generation's
+/// swap marker.
+async fn list_lake(store: &dyn LakeStore) -> Result<LakeListing> {
+    let mut listing = LakeListing::default();
     for object in store.list("").await? {
         let Some((table, rest)) = object.key.split_once('/') else {
             continue;
@@ -48,26 +83,7 @@ pub async fn crawl(
             continue;
         }
         if let Some(generation) = rest.strip_prefix(&format!("{COMPACTED_DIR}/")) {
-            // `<path>/g<id>/<file>`
-            let mut parts = generation.rsplitn(3, '/');
-            let (Some(file), Some(id), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let location = format!("{table}/{COMPACTED_DIR}/{path}/{id}/");
-            let entry = generations
-                .entry((table.to_string(), path.to_string()))
-                .or_default()
-                .entry(location)
-                .or_default();
-            if file == "_swapped.json" {
-                *entry = true;
-            } else if file.ends_with(".parquet") {
-                files_by_table
-                    .entry(table.to_string())
-                    .or_default()
-                    .push((format!("{table}/{path}/{file}"), object.key.clone()));
-            }
+            listing.add_generation_object(table, generation, &object.key);
             continue;
         }
         let hidden = rest
@@ -76,111 +92,174 @@ pub async fn crawl(
         if hidden || !object.key.ends_with(".parquet") {
             continue;
         }
-        files_by_table
+        listing
+            .files_by_table
             .entry(table.to_string())
             .or_default()
             .push((object.key.clone(), object.key));
     }
+    Ok(listing)
+}
 
-    let mut catalog = Catalog::default();
-    database_mut(&mut catalog, database);
-    let mut report = CrawlReport::default();
-    for (table_name, keys) in files_by_table {
-        // One sample file per partition: its path gives the values, its footer the columns.
-        let mut partitions: BTreeMap<Vec<PartitionValue>, String> = BTreeMap::new();
-        let mut key_names: Option<Vec<String>> = None;
-        for (key, real_key) in &keys {
-            let Some(values) = parse_partition_path(&table_name, key) else {
-                report
-                    .inconsistencies
-                    .push(format!("{key}: path is not table/name=value/…/file"));
-                continue;
-            };
-            let names: Vec<String> = values.iter().map(|value| value.name.clone()).collect();
-            match &key_names {
-                None => key_names = Some(names),
-                Some(expected) if *expected != names => {
-                    report.inconsistencies.push(format!(
-                        "{key}: partition keys {names:?} differ from the table's {expected:?}"
-                    ));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            partitions.entry(values).or_insert_with(|| real_key.clone());
-        }
-        let Some(key_names) = key_names else {
-            continue;
+impl LakeListing {
+    /// Records object `key` of `table`, at `generation` (`<path>/g<id>/<file>`) below its
+    /// `_compacted` folder: a swap marker, or a data file keyed as if in its partition's home.
+    fn add_generation_object(&mut self, table: &str, generation: &str, key: &str) {
+        let mut parts = generation.rsplitn(3, '/');
+        let (Some(file), Some(id), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            return;
         };
-        let partition_keys = infer_partition_keys(&key_names, partitions.keys());
-
-        let mut table_columns: Option<Vec<Column>> = None;
-        for sample in partitions.values() {
-            let columns = file_columns(store, sample).await?;
-            match &table_columns {
-                None => table_columns = Some(columns),
-                Some(expected) if *expected != columns => report
-                    .inconsistencies
-                    .push(format!("{sample}: columns differ from the table's")),
-                Some(_) => {}
-            }
+        let location = format!("{table}/{COMPACTED_DIR}/{path}/{id}/");
+        let entry = self
+            .generations
+            .entry((table.to_string(), path.to_string()))
+            .or_default()
+            .entry(location)
+            .or_default();
+        if file == "_swapped.json" {
+            *entry = true;
+        } else if file.ends_with(".parquet") {
+            self.files_by_table
+                .entry(table.to_string())
+                .or_default()
+                .push((format!("{table}/{path}/{file}"), key.to_string()));
         }
-        let Some(columns) = table_columns else {
-            continue;
-        };
-        let mut table = new_table(
-            &table_name,
-            &format!("{table_name}/"),
-            columns,
-            partition_keys,
-        );
-        for values in partitions.keys() {
-            add_partition(&mut table, values);
-        }
-        let old = previous.and_then(|catalog| catalog.table(database, &table_name));
-        for (path, partition) in &mut table.partitions {
-            let Some(held) = generations.get(&(table_name.clone(), path.clone())) else {
-                continue;
-            };
-            let previous_location = old
-                .and_then(|old| old.partitions.get(path))
-                .map(|old| old.location.clone())
-                .filter(|location| held.contains_key(location));
-            let newest_swapped = held
-                .iter()
-                .filter(|(_, swapped)| **swapped)
-                .map(|(location, _)| location.clone())
-                .next_back();
-            if let Some(location) = previous_location.or(newest_swapped) {
-                partition.location = location;
-            }
-        }
-
-        let old_partitions: BTreeSet<&String> = old
-            .map(|old| old.partitions.keys().collect())
-            .unwrap_or_default();
-        let new_partitions: BTreeSet<&String> = table.partitions.keys().collect();
-        report.partitions_added.extend(
-            new_partitions
-                .difference(&old_partitions)
-                .map(|path| format!("{table_name}/{path}")),
-        );
-        report.partitions_removed.extend(
-            old_partitions
-                .difference(&new_partitions)
-                .map(|path| format!("{table_name}/{path}")),
-        );
-        if old.is_some_and(|old| {
-            old.columns != table.columns || old.partition_keys != table.partition_keys
-        }) {
-            report.tables_changed.push(table_name.clone());
-        }
-        report.tables.push(table_name.clone());
-        database_mut(&mut catalog, database)
-            .tables
-            .insert(table_name, table);
     }
-    Ok((catalog, report))
+}
+
+/// The table `table_name` as its files `keys` show it (`None` without a usable file); files
+/// that do not fit are reported as inconsistencies.
+async fn build_table(
+    store: &dyn LakeStore,
+    table_name: &str,
+    keys: &[(String, String)],
+    report: &mut CrawlReport,
+) -> Result<Option<Table>> {
+    let Some((key_names, partitions)) = sample_partitions(table_name, keys, report) else {
+        return Ok(None);
+    };
+    let partition_keys = infer_partition_keys(&key_names, partitions.keys());
+    let Some(columns) = table_columns(store, &partitions, report).await? else {
+        return Ok(None);
+    };
+    let mut table = new_table(
+        table_name,
+        &format!("{table_name}/"),
+        columns,
+        partition_keys,
+    );
+    for values in partitions.keys() {
+        add_partition(&mut table, values);
+    }
+    Ok(Some(table))
+}
+
+/// The table's partition key names and one sample file per partition: its path gives the
+/// values, its footer the columns. `None` when no file has a partition path.
+fn sample_partitions(
+    table_name: &str,
+    keys: &[(String, String)],
+    report: &mut CrawlReport,
+) -> Option<(Vec<String>, Samples)> {
+    let mut partitions: Samples = BTreeMap::new();
+    let mut key_names: Option<Vec<String>> = None;
+    for (key, real_key) in keys {
+        let Some(values) = parse_partition_path(table_name, key) else {
+            report
+                .inconsistencies
+                .push(format!("{key}: path is not table/name=value/…/file"));
+            continue;
+        };
+        let names: Vec<String> = values.iter().map(|value| value.name.clone()).collect();
+        match &key_names {
+            None => key_names = Some(names),
+            Some(expected) if *expected != names => {
+                report.inconsistencies.push(format!(
+                    "{key}: partition keys {names:?} differ from the table's {expected:?}"
+                ));
+                continue;
+            }
+            Some(_) => {}
+        }
+        partitions.entry(values).or_insert_with(|| real_key.clone());
+    }
+    key_names.map(|key_names| (key_names, partitions))
+}
+
+/// The columns of the first sample's footer; samples whose columns differ are reported.
+async fn table_columns(
+    store: &dyn LakeStore,
+    partitions: &Samples,
+    report: &mut CrawlReport,
+) -> Result<Option<Vec<Column>>> {
+    let mut table_columns: Option<Vec<Column>> = None;
+    for sample in partitions.values() {
+        let columns = file_columns(store, sample).await?;
+        match &table_columns {
+            None => table_columns = Some(columns),
+            Some(expected) if *expected != columns => report
+                .inconsistencies
+                .push(format!("{sample}: columns differ from the table's")),
+            Some(_) => {}
+        }
+    }
+    Ok(table_columns)
+}
+
+/// Points each compacted partition of `table` at the generation the previous catalog (`old`)
+/// read, if it still holds data, else at its newest swapped generation.
+fn read_generations(
+    table: &mut Table,
+    table_name: &str,
+    generations: &BTreeMap<(String, String), BTreeMap<String, bool>>,
+    old: Option<&Table>,
+) {
+    for (path, partition) in &mut table.partitions {
+        let Some(held) = generations.get(&(table_name.to_string(), path.clone())) else {
+            continue;
+        };
+        let previous_location = old
+            .and_then(|old| old.partitions.get(path))
+            .map(|old| old.location.clone())
+            .filter(|location| held.contains_key(location));
+        let newest_swapped = held
+            .iter()
+            .filter(|(_, swapped)| **swapped)
+            .map(|(location, _)| location.clone())
+            .next_back();
+        if let Some(location) = previous_location.or(newest_swapped) {
+            partition.location = location;
+        }
+    }
+}
+
+/// Reports the partitions `table` gained and lost against `old`, and whether its columns or
+/// partition keys changed.
+fn compare_with_previous(
+    table: &Table,
+    table_name: &str,
+    old: Option<&Table>,
+    report: &mut CrawlReport,
+) {
+    let old_partitions: BTreeSet<&String> = old
+        .map(|old| old.partitions.keys().collect())
+        .unwrap_or_default();
+    let new_partitions: BTreeSet<&String> = table.partitions.keys().collect();
+    report.partitions_added.extend(
+        new_partitions
+            .difference(&old_partitions)
+            .map(|path| format!("{table_name}/{path}")),
+    );
+    report.partitions_removed.extend(
+        old_partitions
+            .difference(&new_partitions)
+            .map(|path| format!("{table_name}/{path}")),
+    );
+    if old.is_some_and(|old| {
+        old.columns != table.columns || old.partition_keys != table.partition_keys
+    }) {
+        report.tables_changed.push(table_name.to_string());
+    }
 }
 
 /// A partition key is `int` when every value is a 32-bit integer, else `string`.
