@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
+/// How long reading back the previous run's records may take.
+const READ_BACK_DEADLINE: Duration = Duration::from_secs(300);
+
 /// Header naming the source of a record (file fingerprint prefix or generator).
 pub const SOURCE_HEADER: &str = "stockstream-source";
 /// Header with the replay pass.
@@ -241,16 +244,19 @@ pub fn recover(
         source,
         pass: pass.to_string(),
     };
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + READ_BACK_DEADLINE;
     while !ends.is_empty() {
         if shutdown.is_cancelled() {
             return Ok(None);
         }
         if Instant::now() > deadline {
-            return Err(Error::Usage(format!(
-                "reading back the previous run's records did not finish within 5 minutes ({} partition(s) left)",
-                ends.len()
-            )));
+            return Err(Error::Timeout {
+                what: format!(
+                    "reading back the previous run's records ({} partition(s) left)",
+                    ends.len()
+                ),
+                after: READ_BACK_DEADLINE,
+            });
         }
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
             continue;

@@ -44,6 +44,22 @@ pub enum Error {
     /// Invalid command-line arguments.
     #[error("{0}")]
     Usage(String),
+
+    /// A task of ours panicked (a bug): what it was doing and the panic.
+    #[error("{what} panicked: {message}")]
+    Panicked { what: &'static str, message: String },
+
+    /// Something that must finish did not within its time limit.
+    #[error("{what} did not finish within {after:?}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
+
+    /// The process could not set up what it needs to run (a runtime, an S3 client): not the
+    /// user's input.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -51,11 +67,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Common(error) => error.is_retryable(),
-            Error::Delivery { .. } | Error::Read { .. } => true,
+            Error::Delivery { .. } | Error::Read { .. } | Error::Timeout { .. } => true,
             Error::Format { .. }
             | Error::Offsets { .. }
             | Error::Write { .. }
-            | Error::Usage(_) => false,
+            | Error::Usage(_)
+            | Error::Panicked { .. }
+            | Error::Internal(_) => false,
         }
     }
 }

@@ -61,7 +61,9 @@ impl QuoteGenerator {
                 (symbol.clone(), level, usd_rate)
             })
             .collect();
-        let normal = Normal::new(0.0, 1.0).map_err(|error| Error::Usage(error.to_string()))?;
+        let normal = Normal::new(0.0, 1.0).map_err(|error| {
+            Error::Internal(format!("the standard normal distribution: {error}"))
+        })?;
         Ok(Self {
             rng,
             normal,

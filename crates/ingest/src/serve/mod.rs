@@ -77,9 +77,10 @@ fn api() -> utoipa::openapi::OpenApi {
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     let (address, service) = start(config, shutdown).await?;
     tracing::info!(%address, "push service ready: POST /v1/quotes");
-    service
-        .await
-        .map_err(|join| Error::Usage(format!("the push service panicked: {join}")))?
+    service.await.map_err(|join| Error::Panicked {
+        what: "the push service",
+        message: join.to_string(),
+    })?
 }
 
 /// Starts the push service; returns the bound address and the task that ends after the drain.
@@ -134,7 +135,10 @@ pub async fn start(
         let producer = state.producer.clone();
         tokio::task::spawn_blocking(move || producer.flush(flush_timeout))
             .await
-            .map_err(|join| Error::Usage(format!("flush panicked: {join}")))?
+            .map_err(|join| Error::Panicked {
+                what: "flushing the push producer",
+                message: join.to_string(),
+            })?
             .map_err(|error| Error::kafka("flushing the push producer", error))?;
         tracing::info!("push service drained");
         Ok(())

@@ -125,7 +125,7 @@ impl Source {
             }
             Location::S3 { bucket, key } => {
                 let objects = self.s3.as_ref().ok_or_else(|| {
-                    Error::Usage(format!("{}: no S3 client was configured", self.name()))
+                    Error::Internal(format!("{}: no S3 client was configured", self.name()))
                 })?;
                 (Box::new(objects.open(bucket, key)?), None)
             }

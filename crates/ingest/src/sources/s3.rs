@@ -37,7 +37,7 @@ impl Runtime {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| Error::Usage(format!("starting a runtime for S3: {error}")))?;
+            .map_err(|error| Error::Internal(format!("starting a runtime for S3: {error}")))?;
         Ok(Runtime::Owned(Arc::new(runtime)))
     }
 
