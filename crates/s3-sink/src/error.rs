@@ -23,6 +23,10 @@ pub enum Error {
         first: String,
     },
 
+    /// A `lake.commits` event could not be encoded as JSON (a bug: its fields are plain data).
+    #[error("encoding the lake.commits event of `{key}`: {reason}")]
+    Encode { key: String, reason: String },
+
     /// A sink progress record in the lake cannot be read.
     #[error("progress record `{key}` is unreadable: {reason}")]
     Progress { key: String, reason: String },
@@ -61,6 +65,7 @@ impl Error {
             Error::Common(error) => error.is_retryable(),
             Error::Consume { .. } | Error::Delivery { .. } => true,
             Error::Progress { .. }
+            | Error::Encode { .. }
             | Error::Panicked(_)
             | Error::Tolerance { .. }
             | Error::Layout { .. } => false,

@@ -221,7 +221,7 @@ impl Sink {
     /// Publishes the `lake.commits` events of an intent's files.
     pub(super) fn announce(&mut self, intent: &FlushIntent) -> Result<()> {
         for event in &intent.files {
-            let payload = serde_json::to_vec(event).map_err(|error| Error::Progress {
+            let payload = serde_json::to_vec(event).map_err(|error| Error::Encode {
                 key: event.object_key.clone(),
                 reason: error.to_string(),
             })?;
