@@ -16,8 +16,6 @@ use crate::{Error, Result};
 
 /// Lake key of the local catalog document.
 pub const CATALOG_KEY: &str = "_stockstream/catalog/catalog.json";
-/// Database stockstream registers its tables in.
-pub const DEFAULT_DATABASE: &str = "stockstream";
 /// Hive input format of Parquet tables, as Glue records it.
 pub const PARQUET_INPUT_FORMAT: &str =
     "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
@@ -245,9 +243,9 @@ mod tests {
         assert_eq!(Catalog::load(&store).await.expect("load"), None);
         let mut catalog = Catalog::default();
         catalog.databases.insert(
-            DEFAULT_DATABASE.into(),
+            "stockstream".into(),
             Database {
-                name: DEFAULT_DATABASE.into(),
+                name: "stockstream".into(),
                 tables: BTreeMap::new(),
             },
         );
