@@ -10,7 +10,7 @@
 //! This crate holds what they must agree on:
 //! - [`record`]: the quote record, its validation and its wire format on Kafka;
 //! - [`lake`]: the lake's layout (Hive-style partition paths, object keys), the Arrow/Parquet schema
-//!   and the [`lake::LakeStore`] trait with its local-filesystem backend;
+//!   and the [`lake::LakeStore`] trait with its local-filesystem and S3 backends;
 //! - [`catalog`]: the Glue-shaped catalog model shared by the crawler (writer) and the query API (reader);
 //! - [`events`]: the `lake.commits` event the sink publishes for every committed file;
 //! - [`config`]: layered, typed and validated configuration (defaults → TOML → `STOCKSTREAM__…` env);
@@ -19,6 +19,17 @@
 //! - [`secret`]: which settings are secrets, their redaction in `Debug` output and errors, and the
 //!   refusal of configuration files with secrets that every user can read;
 //! - [`telemetry`], [`http`], [`shutdown`]: logs, Prometheus metrics, health endpoints and signals.
+//!
+//! Files: `lib.rs`, `error.rs` (the crate's error and whether it is retryable), `record.rs`,
+//! `events.rs`, `catalog.rs`, `config.rs`, `config_checks.rs`, `secret.rs`, `kafka.rs`,
+//! `telemetry.rs`, `shutdown.rs`; `http/` — `mod.rs` (readiness and the operations endpoints),
+//! `openapi.rs` (their OpenAPI description and `/openapi.json`), `server.rs` (the bounded HTTP/1
+//! server); `lake/` — `mod.rs` (the lake's public face and store selection), `store.rs` (the
+//! [`lake::LakeStore`] trait and the local-disk backend), `s3.rs` (the S3 backend: conditional
+//! writes, multipart uploads), `layout.rs` (keys, Hive paths, data-file names and ranges),
+//! `template.rs` (partition templates), `parquet.rs` (the Arrow schema and Parquet encoding),
+//! `intent.rs` (the sink's flush intents), `maintenance.rs` (`[lake.compaction]` and
+//! `[lake.retention]` settings).
 
 pub mod catalog;
 pub mod config;

@@ -17,13 +17,23 @@
 //! - `topics`: creates the pipeline's topics (brokers such as tansu do not auto-create them).
 //! - `count`: how many records a topic holds (used by `make run` to wait for the lake).
 //!
-//! Files: `main.rs` (command line), `config.rs`, `error.rs`, `sources/` (where bytes come
-//! from: `local.rs` files, directories and globs, `compression.rs` gzip and zstd, `s3.rs`
-//! objects), `sniff.rs` (per-file inference), `reader/` (records and fields, header columns,
-//! dates, numbers, rows as quotes), `replay/` (one file per mode — `max.rs`, `ordered.rs`,
-//! `sample.rs` — plus `checkpoint.rs` for passes and resume, `run.rs` for per-row handling and
-//! `summary.rs`), `offsets.rs` (the source-offset store), `emit.rs` (producing with origin
-//! headers, reading back a crashed run's tail, pacing), `generate.rs`, `serve.rs`.
+//! Files:
+//! - `lib.rs` (this overview), `main.rs` (the command line: one function per command, exit
+//!   codes), `config.rs` (`[ingest]`, `[http]` and the shared sections), `error.rs`;
+//! - `sources/` — where bytes come from: `mod.rs` (a source and how to open it), `local.rs`
+//!   (files, directories and globs), `compression.rs` (gzip and zstd), `s3.rs` (objects);
+//! - `sniff.rs` — per-file inference of delimiter, decimal separator, date format and columns;
+//! - `reader/` — `mod.rs` (the reader's parts), `records.rs` (CSV records with their lines),
+//!   `columns.rs` (header columns and aliases), `dates.rs`, `numbers.rs`, `rows.rs` (a row as a
+//!   quote);
+//! - `replay/` — `mod.rs` (options and the entry point), one file per mode (`max.rs`,
+//!   `ordered.rs`, `sample.rs`), `checkpoint.rs` (passes and resume), `run.rs` (per-row handling),
+//!   `summary.rs`;
+//! - `offsets.rs` (the source-offset store), `emit.rs` (producing with origin headers, reading
+//!   back a crashed run's tail, pacing), `generate.rs`;
+//! - `serve/` — the push service: `mod.rs` (start, router, OpenAPI description, Kafka
+//!   readiness), `push.rs` (the `POST /v1/quotes` handler), `body.rs` (JSON, NDJSON and CSV
+//!   bodies).
 
 pub mod config;
 pub mod emit;
