@@ -73,74 +73,96 @@ pub(super) fn projection_parameters(
             .filter(|value| value.name == key.name)
             .map(|value| value.value.as_str())
             .collect();
-        // ISO dates (`{yyyy-mm-dd}`: 10 characters) or months (`{yyyy-mm}`: 7).
-        let all_iso = |length: usize, suffix: &str| {
-            !values.is_empty()
-                && values.iter().all(|value| {
-                    value.len() == length
-                        && chrono::NaiveDate::parse_from_str(
-                            &format!("{value}{suffix}"),
-                            "%Y-%m-%d",
-                        )
-                        .is_ok()
-                })
+        let properties = if key.data_type == "int" || key.data_type == "bigint" {
+            integer_projection(&values)
+        } else if let Some((java_format, unit)) = iso_date_format(&values) {
+            date_projection(&values, java_format, unit)
+        } else {
+            enum_projection(&values)
         };
-        if key.data_type == "int" || key.data_type == "bigint" {
-            let numbers: Vec<i64> = values
-                .iter()
-                .filter_map(|value| value.parse().ok())
-                .collect();
-            if let (Some(min), Some(max)) = (numbers.iter().min(), numbers.iter().max()) {
-                parameters.insert(format!("projection.{}.type", key.name), "integer".into());
-                parameters.insert(
-                    format!("projection.{}.range", key.name),
-                    format!("{min},{max}"),
-                );
-                // Zero-padded values (`month=03`): Athena must render them the same way.
-                if let Some(width) = values
-                    .iter()
-                    .filter(|value| value.len() > 1 && value.starts_with('0'))
-                    .map(|value| value.len())
-                    .max()
-                {
-                    parameters.insert(format!("projection.{}.digits", key.name), width.to_string());
-                }
-            }
-        } else if let Some((java_format, unit)) = [
-            (all_iso(10, ""), "yyyy-MM-dd", "DAYS"),
-            (all_iso(7, "-01"), "yyyy-MM", "MONTHS"),
-        ]
-        .into_iter()
-        .find_map(|(matches, format, unit)| matches.then_some((format, unit)))
-        {
-            // ISO dates (`date={yyyy-mm-dd}`, `{yyyy-mm}`): a date projection, not an ever
-            // growing enum. ISO strings sort like the dates they name.
-            let (Some(min), Some(max)) = (values.first(), values.last()) else {
-                continue;
-            };
-            parameters.insert(format!("projection.{}.type", key.name), "date".into());
-            parameters.insert(
-                format!("projection.{}.format", key.name),
-                java_format.into(),
-            );
-            parameters.insert(
-                format!("projection.{}.range", key.name),
-                format!("{min},{max}"),
-            );
-            parameters.insert(format!("projection.{}.interval", key.name), "1".into());
-            parameters.insert(
-                format!("projection.{}.interval.unit", key.name),
-                unit.into(),
-            );
-        } else if !values.is_empty() {
-            parameters.insert(format!("projection.{}.type", key.name), "enum".into());
-            parameters.insert(
-                format!("projection.{}.values", key.name),
-                values.into_iter().collect::<Vec<_>>().join(","),
-            );
+        for (property, value) in properties {
+            parameters.insert(format!("projection.{}.{property}", key.name), value);
         }
     }
     parameters
+}
+
+/// Projection properties of an integer key (`type`, `range`, and `digits` when zero-padded);
+/// none without a number.
+fn integer_projection(values: &BTreeSet<&str>) -> Vec<(&'static str, String)> {
+    let numbers: Vec<i64> = values
+        .iter()
+        .filter_map(|value| value.parse().ok())
+        .collect();
+    let (Some(min), Some(max)) = (numbers.iter().min(), numbers.iter().max()) else {
+        return Vec::new();
+    };
+    let mut properties = vec![
+        ("type", "integer".into()),
+        ("range", format!("{min},{max}")),
+    ];
+    // Zero-padded values (`month=03`): Athena must render them the same way.
+    if let Some(width) = values
+        .iter()
+        .filter(|value| value.len() > 1 && value.starts_with('0'))
+        .map(|value| value.len())
+        .max()
+    {
+        properties.push(("digits", width.to_string()));
+    }
+    properties
+}
+
+/// The Java date format and interval unit when every value is an ISO date (`yyyy-mm-dd`: 10
+/// characters) or an ISO month (`yyyy-mm`: 7).
+fn iso_date_format(values: &BTreeSet<&str>) -> Option<(&'static str, &'static str)> {
+    let all_iso = |length: usize, suffix: &str| {
+        !values.is_empty()
+            && values.iter().all(|value| {
+                value.len() == length
+                    && chrono::NaiveDate::parse_from_str(&format!("{value}{suffix}"), "%Y-%m-%d")
+                        .is_ok()
+            })
+    };
+    [
+        (all_iso(10, ""), "yyyy-MM-dd", "DAYS"),
+        (all_iso(7, "-01"), "yyyy-MM", "MONTHS"),
+    ]
+    .into_iter()
+    .find_map(|(matches, format, unit)| matches.then_some((format, unit)))
+}
+
+/// Projection properties of an ISO date key (`date={yyyy-mm-dd}`, `{yyyy-mm}`): a date
+/// projection, not an ever growing enum. ISO strings sort like the dates they name.
+fn date_projection(
+    values: &BTreeSet<&str>,
+    java_format: &'static str,
+    unit: &'static str,
+) -> Vec<(&'static str, String)> {
+    let (Some(min), Some(max)) = (values.first(), values.last()) else {
+        return Vec::new();
+    };
+    vec![
+        ("type", "date".into()),
+        ("format", java_format.into()),
+        ("range", format!("{min},{max}")),
+        ("interval", "1".into()),
+        ("interval.unit", unit.into()),
+    ]
+}
+
+/// Projection properties of any other key: an `enum` of its values; none without a value.
+fn enum_projection(values: &BTreeSet<&str>) -> Vec<(&'static str, String)> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        ("type", "enum".into()),
+        (
+            "values",
+            values.iter().copied().collect::<Vec<_>>().join(","),
+        ),
+    ]
 }
 
 /// `current` table parameters with the projection widened to also cover `wanted`.
