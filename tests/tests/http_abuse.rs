@@ -86,19 +86,50 @@ fn refused(case: &str, outcome: &Outcome) -> Result<()> {
     Ok(())
 }
 
+/// A broker, the sink, catalog service and query API in process, and the push service.
+struct Stack {
+    _tansu: Tansu,
+    work: tempfile::TempDir,
+    services: stockstream_e2e::stack::Services,
+    push: SocketAddr,
+    ingest_token: tokio_util::sync::CancellationToken,
+    ingest: tokio::task::JoinHandle<stockstream_ingest::Result<()>>,
+}
+
+impl Stack {
+    async fn start(name: &str) -> Result<Self> {
+        let tansu = Tansu::start()?;
+        let work = tempfile::tempdir()?;
+        let kafka = kafka_config(&tansu.bootstrap, name);
+        ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
+        let services = start_services(&kafka, &work.path().join("lake")).await?;
+        let mut ingest_config = stockstream_ingest::Config::load(None)?;
+        ingest_config.kafka = kafka.clone();
+        ingest_config.http.listen = "127.0.0.1:0".parse()?;
+        let ingest_token = tokio_util::sync::CancellationToken::new();
+        let (push, ingest) =
+            stockstream_ingest::serve::start(ingest_config, ingest_token.clone()).await?;
+        Ok(Self {
+            _tansu: tansu,
+            work,
+            services,
+            push,
+            ingest_token,
+            ingest,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_requests_get_client_errors_within_bounds() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let work = tempfile::tempdir()?;
-    let kafka = kafka_config(&tansu.bootstrap, "http-abuse");
-    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
-    let services = start_services(&kafka, &work.path().join("lake")).await?;
-    let mut ingest_config = stockstream_ingest::Config::load(None)?;
-    ingest_config.kafka = kafka.clone();
-    ingest_config.http.listen = "127.0.0.1:0".parse()?;
-    let ingest_token = tokio_util::sync::CancellationToken::new();
-    let (push, ingest) =
-        stockstream_ingest::serve::start(ingest_config, ingest_token.clone()).await?;
+    let Stack {
+        _tansu,
+        work: _work,
+        services,
+        push,
+        ingest_token,
+        ingest,
+    } = Stack::start("http-abuse").await?;
     let api = services.api;
     let crawler: SocketAddr = services.crawler_url.trim_start_matches("http://").parse()?;
 
@@ -367,17 +398,14 @@ async fn oversized_bodies_at_once_leave_memory_bounded() -> Result<()> {
 /// `/openapi.json` (the query API's, with the dashboard's files, is in `query_api.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_service_passes_schemathesis() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let work = tempfile::tempdir()?;
-    let kafka = kafka_config(&tansu.bootstrap, "openapi");
-    ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
-    let services = start_services(&kafka, &work.path().join("lake")).await?;
-    let mut ingest_config = stockstream_ingest::Config::load(None)?;
-    ingest_config.kafka = kafka.clone();
-    ingest_config.http.listen = "127.0.0.1:0".parse()?;
-    let ingest_token = tokio_util::sync::CancellationToken::new();
-    let (push, ingest) =
-        stockstream_ingest::serve::start(ingest_config, ingest_token.clone()).await?;
+    let Stack {
+        _tansu,
+        work,
+        services,
+        push,
+        ingest_token,
+        ingest,
+    } = Stack::start("openapi").await?;
     let bases = [
         format!("http://{push}"),
         services.sink_url.clone(),
