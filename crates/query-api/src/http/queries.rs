@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use super::AppState;
 use super::formats::{columns_of, json_rows};
@@ -11,7 +12,7 @@ use super::model::{ErrorBody, ErrorDetail, PageParams, QueryInfo, ResultsPage};
 use super::query::{error_copy, with_query_id};
 use crate::engine::QueryState;
 use crate::error::{Error, Result};
-use crate::registry::Entry;
+use crate::registry::{Entry, StoredResults};
 
 /// Most rows on one results page.
 const MAX_PAGE: usize = 1000;
@@ -122,12 +123,46 @@ pub(crate) async fn get_results(
     }
 }
 
+/// One page of the rows an asynchronous query kept, as `params` ask.
 fn results_page(
     app: &AppState,
     id: &str,
     params: std::result::Result<Query<PageParams>, QueryRejection>,
 ) -> Result<ResultsPage> {
     let Query(params) = params.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let (start, size) = page_bounds(&params)?;
+    let entry = entry(app, id)?;
+    ensure_succeeded(&entry, id)?;
+    let results = entry
+        .results
+        .lock()
+        .map_err(|_| Error::Internal("results lock poisoned".into()))?;
+    let Some(results) = results.as_ref() else {
+        return Err(no_stored_results(&entry, id));
+    };
+    if start > results.rows {
+        return Err(Error::BadRequest(format!(
+            "page_token `{start}` is past the {} rows",
+            results.rows
+        )));
+    }
+    let rows = page_rows(results, start, size);
+    let end = start + rows.len();
+    Ok(ResultsPage {
+        query_id: id.to_string(),
+        columns: results
+            .schema
+            .as_ref()
+            .map(|schema| columns_of(schema))
+            .unwrap_or_default(),
+        rows,
+        next_page_token: (end < results.rows).then(|| end.to_string()),
+        truncated: results.truncated,
+    })
+}
+
+/// The first row (`page_token`) and the number of rows (`page_size`) a page asks for.
+fn page_bounds(params: &PageParams) -> Result<(usize, usize)> {
     let size = match params.page_size {
         None => MAX_PAGE,
         Some(size @ 1..=1000) => size as usize,
@@ -143,53 +178,49 @@ fn results_page(
             .parse::<usize>()
             .map_err(|_| Error::BadRequest(format!("page_token `{token}` is not one we issued")))?,
     };
-    let entry = entry(app, id)?;
+    Ok((start, size))
+}
+
+/// Only a query that succeeded has rows to page: one still running is not finished, a failed or
+/// cancelled one answers its error.
+fn ensure_succeeded(entry: &Entry, id: &str) -> Result<()> {
     let status = entry.status();
     match (status.state, &status.error) {
-        (QueryState::Succeeded, _) => {}
-        (QueryState::Queued | QueryState::Running, _) => {
-            return Err(Error::NotFinished {
-                id: id.to_string(),
-                state: status.state.name(),
-            });
-        }
-        (_, Some(error)) => return Err(error_copy(error)),
-        (state, None) => {
-            return Err(Error::Internal(format!(
-                "query ended {} without a reason",
-                state.name()
-            )));
-        }
+        (QueryState::Succeeded, _) => Ok(()),
+        (QueryState::Queued | QueryState::Running, _) => Err(Error::NotFinished {
+            id: id.to_string(),
+            state: status.state.name(),
+        }),
+        (_, Some(error)) => Err(error_copy(error)),
+        (state, None) => Err(Error::Internal(format!(
+            "query ended {} without a reason",
+            state.name()
+        ))),
     }
-    let results = entry
-        .results
+}
+
+/// Why a succeeded query has no stored rows: answered in full in its response, or not yet handed
+/// to the registry by its collector.
+fn no_stored_results(entry: &Entry, id: &str) -> Error {
+    if entry
+        .answered
         .lock()
-        .map_err(|_| Error::Internal("results lock poisoned".into()))?;
-    let Some(results) = results.as_ref() else {
-        // Succeeded but not yet handed to the registry by its collector, or answered in full.
-        return Err(
-            if entry
-                .answered
-                .lock()
-                .is_ok_and(|answered| answered.is_some())
-            {
-                Error::NotFound(format!(
-                    "query `{id}` was answered in its response; only queries answered with 202 keep their rows"
-                ))
-            } else {
-                Error::NotFinished {
-                    id: id.to_string(),
-                    state: "SUCCEEDED (rows being stored)",
-                }
-            },
-        );
-    };
-    if start > results.rows {
-        return Err(Error::BadRequest(format!(
-            "page_token `{start}` is past the {} rows",
-            results.rows
-        )));
+        .is_ok_and(|answered| answered.is_some())
+    {
+        Error::NotFound(format!(
+            "query `{id}` was answered in its response; only queries answered with 202 keep their rows"
+        ))
+    } else {
+        Error::NotFinished {
+            id: id.to_string(),
+            state: "SUCCEEDED (rows being stored)",
+        }
     }
+}
+
+/// Up to `size` rows from row `start` on: the JSON rows collected before the hand-over first,
+/// then the stored batches.
+fn page_rows(results: &StoredResults, start: usize, size: usize) -> Vec<Vec<Value>> {
     let mut rows = Vec::with_capacity(size.min(results.rows - start));
     let mut position = 0;
     for row in &results.prefix_rows {
@@ -215,16 +246,5 @@ fn results_page(
         rows.extend(json_rows(&batch.slice(skip, take)));
         position += batch_rows;
     }
-    let end = start + rows.len();
-    Ok(ResultsPage {
-        query_id: id.to_string(),
-        columns: results
-            .schema
-            .as_ref()
-            .map(|schema| columns_of(schema))
-            .unwrap_or_default(),
-        rows,
-        next_page_token: (end < results.rows).then(|| end.to_string()),
-        truncated: results.truncated,
-    })
+    rows
 }
