@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use crate::error::{Error, Result};
-use crate::live::{Cursor, LiveQuote};
+use crate::live::{Cursor, Live, LiveQuote, Subscription};
 use crate::metrics;
 
 /// How long a client refused for too many streams should wait.
@@ -73,60 +74,16 @@ pub(crate) async fn quotes(
         ));
     };
     let filter = symbols(params.symbols.as_deref())?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string)
-        .or(params.last_event_id);
-    let after = match last_event_id.as_deref().map(str::trim) {
-        Some(text) if !text.is_empty() => Some(Cursor::parse(text).map_err(Error::BadRequest)?),
-        _ => None,
-    };
-    if live.feed.clients() >= live.config.max_clients {
-        metrics::rejected("too_many_streams");
-        return Err(Error::Unavailable {
-            reason: format!(
-                "{} live streams are open (live.max_clients)",
-                live.config.max_clients
-            ),
-            retry_after: RETRY_STREAM,
-        });
-    }
+    let last_event_id = last_event_id(&headers, params.last_event_id);
+    let after = resume_cursor(last_event_id.as_deref())?;
+    ensure_room(live)?;
     let subscription = live.feed.subscribe(after.as_ref());
-    let wanted = |quote: &LiveQuote| {
-        filter
-            .as_ref()
-            .is_none_or(|set| set.contains(&quote.quote.symbol))
-    };
-    let snapshot: Vec<&LiveQuote> = subscription
-        .snapshot
-        .iter()
-        .map(Arc::as_ref)
-        .filter(|quote| wanted(quote))
-        .collect();
-    let snapshot_data = serde_json::json!({
-        "quotes": snapshot,
-        "resumed": last_event_id.is_some().then_some(subscription.resumed),
-        "position": subscription.position.to_string(),
-    });
-    let mut first = format!("retry: {}\n", RECONNECT.as_millis());
-    let position = subscription.position.to_string();
-    write_event(
-        &mut first,
-        "snapshot",
-        Some(&position),
-        &snapshot_data.to_string(),
+    let (first, cursor) = first_chunk(
+        &subscription,
+        filter.as_ref(),
+        after,
+        last_event_id.is_some(),
     );
-    let mut cursor = after.unwrap_or_else(|| subscription.position.clone());
-    let mut events = 1;
-    for quote in &subscription.missed {
-        cursor.advance(quote.partition, quote.offset);
-        if wanted(quote) {
-            write_event(&mut first, "quote", Some(&cursor.to_string()), &quote.json);
-            events += 1;
-        }
-    }
-    metrics::live_events(events);
     let stream = LiveStream {
         first: Some(first),
         receiver: subscription.receiver,
@@ -146,6 +103,83 @@ pub(crate) async fn quotes(
         .header("x-accel-buffering", "no")
         .body(Body::from_stream(stream.into_stream()))
         .map_err(|error| Error::Internal(error.to_string()))
+}
+
+/// The event id to resume after: the `Last-Event-ID` header, else `?last_event_id=`.
+fn last_event_id(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+        .or(from_query)
+}
+
+/// The cursor a resuming client names; `None` for a fresh stream (no id, or a blank one).
+fn resume_cursor(last_event_id: Option<&str>) -> Result<Option<Cursor>> {
+    match last_event_id.map(str::trim) {
+        Some(text) if !text.is_empty() => Ok(Some(Cursor::parse(text).map_err(Error::BadRequest)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Refuses a new stream while `live.max_clients` are open.
+fn ensure_room(live: &Live) -> Result<()> {
+    if live.feed.clients() >= live.config.max_clients {
+        metrics::rejected("too_many_streams");
+        return Err(Error::Unavailable {
+            reason: format!(
+                "{} live streams are open (live.max_clients)",
+                live.config.max_clients
+            ),
+            retry_after: RETRY_STREAM,
+        });
+    }
+    Ok(())
+}
+
+/// The stream's first chunk: the reconnection delay, the `snapshot` event and the quotes missed
+/// since `after`; with the cursor after them (where the broadcast continues).
+fn first_chunk(
+    subscription: &Subscription,
+    filter: Option<&BTreeSet<String>>,
+    after: Option<Cursor>,
+    resuming: bool,
+) -> (String, Cursor) {
+    let snapshot: Vec<&LiveQuote> = subscription
+        .snapshot
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|quote| is_wanted(filter, quote))
+        .collect();
+    let snapshot_data = serde_json::json!({
+        "quotes": snapshot,
+        "resumed": resuming.then_some(subscription.resumed),
+        "position": subscription.position.to_string(),
+    });
+    let mut first = format!("retry: {}\n", RECONNECT.as_millis());
+    let position = subscription.position.to_string();
+    write_event(
+        &mut first,
+        "snapshot",
+        Some(&position),
+        &snapshot_data.to_string(),
+    );
+    let mut cursor = after.unwrap_or_else(|| subscription.position.clone());
+    let mut events = 1;
+    for quote in &subscription.missed {
+        cursor.advance(quote.partition, quote.offset);
+        if is_wanted(filter, quote) {
+            write_event(&mut first, "quote", Some(&cursor.to_string()), &quote.json);
+            events += 1;
+        }
+    }
+    metrics::live_events(events);
+    (first, cursor)
+}
+
+/// Whether the stream follows `quote`'s symbol (`None`: every symbol).
+fn is_wanted(filter: Option<&BTreeSet<String>>, quote: &LiveQuote) -> bool {
+    filter.is_none_or(|set| set.contains(&quote.quote.symbol))
 }
 
 /// The symbols of `?symbols=`, checked; `None` means every symbol.
@@ -203,6 +237,17 @@ impl Drop for OpenStream {
     }
 }
 
+/// What the broadcast gave: a quote, or how the client fell behind or the feed closed.
+type Received = std::result::Result<Arc<LiveQuote>, RecvError>;
+
+/// What waiting on the broadcast gave.
+enum Waited {
+    /// A chunk to send as is (a heartbeat, or `dropped` at shutdown).
+    Chunk(String),
+    /// The next item of the broadcast.
+    Received(Received),
+}
+
 /// One client's stream: the first chunk (snapshot and missed quotes), then the broadcast.
 /// Quotes that are already waiting go out together in one chunk (one write, not one per quote).
 struct LiveStream {
@@ -226,6 +271,8 @@ impl LiveStream {
         })
     }
 
+    /// The next chunk of the body: the first chunk, the quotes waiting, a heartbeat or the
+    /// `dropped` event; `None` at the end.
     async fn next_chunk(&mut self) -> Option<String> {
         if let Some(first) = self.first.take() {
             return Some(first);
@@ -233,82 +280,102 @@ impl LiveStream {
         if self.done {
             return None;
         }
-        let mut out = String::new();
-        let received = tokio::select! {
-            () = self.shutdown.cancelled() => {
-                self.done = true;
-                metrics::live_dropped("shutdown");
-                write_dropped(&mut out, "the server is shutting down");
-                return Some(out);
-            }
-            () = tokio::time::sleep(self.heartbeat) => {
-                out.push_str(": heartbeat\n\n");
-                return Some(out);
-            }
-            received = self.receiver.recv() => received,
+        let received = match self.wait().await {
+            Waited::Chunk(chunk) => return Some(chunk),
+            Waited::Received(received) => received,
         };
-        let mut next = Some(received);
-        let mut events = 0;
-        while let Some(received) = next.take() {
-            match received {
-                Ok(quote) => {
-                    let behind = quote.read_at.elapsed();
-                    if behind > self.max_lag {
-                        self.drop_slow(
-                            &mut out,
-                            format!(
-                                "the client is {:.1} s behind the stream (live.max_lag = {:?})",
-                                behind.as_secs_f64(),
-                                self.max_lag
-                            ),
-                        );
-                        break;
-                    }
-                    self.cursor.advance(quote.partition, quote.offset);
-                    let wanted = self
-                        .filter
-                        .as_ref()
-                        .is_none_or(|set| set.contains(&quote.quote.symbol));
-                    if wanted {
-                        write_event(
-                            &mut out,
-                            "quote",
-                            Some(&self.cursor.to_string()),
-                            &quote.json,
-                        );
-                        events += 1;
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    self.drop_slow(
-                        &mut out,
-                        format!(
-                            "the client fell {missed} quotes behind the stream (live.client_buffer = {})",
-                            self.buffer
-                        ),
-                    );
-                    break;
-                }
-                Err(RecvError::Closed) => {
-                    self.done = true;
-                    break;
-                }
-            }
-            if out.len() < MAX_CHUNK {
-                next = match self.receiver.try_recv() {
-                    Ok(quote) => Some(Ok(quote)),
-                    Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                };
-            }
-        }
-        metrics::live_events(events);
+        let out = self.write_waiting(received);
         if out.is_empty() && !self.done {
             // Only quotes of other symbols arrived: wait again (an empty chunk would end nothing).
             return Box::pin(self.next_chunk()).await;
         }
         (!out.is_empty()).then_some(out)
+    }
+
+    /// Waits for the broadcast; on shutdown answers the `dropped` event (and ends the stream),
+    /// after `heartbeat` idle a heartbeat comment.
+    async fn wait(&mut self) -> Waited {
+        tokio::select! {
+            () = self.shutdown.cancelled() => {
+                self.done = true;
+                metrics::live_dropped("shutdown");
+                let mut out = String::new();
+                write_dropped(&mut out, "the server is shutting down");
+                Waited::Chunk(out)
+            }
+            () = tokio::time::sleep(self.heartbeat) => Waited::Chunk(": heartbeat\n\n".to_string()),
+            received = self.receiver.recv() => Waited::Received(received),
+        }
+    }
+
+    /// Writes `received` and the quotes already waiting behind it (until the chunk reaches
+    /// [`MAX_CHUNK`] bytes) as one chunk.
+    fn write_waiting(&mut self, received: Received) -> String {
+        let mut out = String::new();
+        let mut next = Some(received);
+        let mut events = 0;
+        while let Some(received) = next.take() {
+            match self.write_received(&mut out, received) {
+                ControlFlow::Continue(written) => events += written,
+                ControlFlow::Break(()) => break,
+            }
+            if out.len() < MAX_CHUNK {
+                next = self.try_next();
+            }
+        }
+        metrics::live_events(events);
+        out
+    }
+
+    /// Writes one received quote if its symbol is followed (`Continue` with the events written);
+    /// a client too far behind gets `dropped`, a closed feed ends the stream (`Break`).
+    fn write_received(&mut self, out: &mut String, received: Received) -> ControlFlow<(), u64> {
+        match received {
+            Ok(quote) => {
+                let behind = quote.read_at.elapsed();
+                if behind > self.max_lag {
+                    self.drop_slow(
+                        out,
+                        format!(
+                            "the client is {:.1} s behind the stream (live.max_lag = {:?})",
+                            behind.as_secs_f64(),
+                            self.max_lag
+                        ),
+                    );
+                    return ControlFlow::Break(());
+                }
+                self.cursor.advance(quote.partition, quote.offset);
+                if !is_wanted(self.filter.as_ref(), &quote) {
+                    return ControlFlow::Continue(0);
+                }
+                write_event(out, "quote", Some(&self.cursor.to_string()), &quote.json);
+                ControlFlow::Continue(1)
+            }
+            Err(RecvError::Lagged(missed)) => {
+                self.drop_slow(
+                    out,
+                    format!(
+                        "the client fell {missed} quotes behind the stream (live.client_buffer = {})",
+                        self.buffer
+                    ),
+                );
+                ControlFlow::Break(())
+            }
+            Err(RecvError::Closed) => {
+                self.done = true;
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// A quote already waiting in the broadcast, without waiting; `None` when there is none.
+    fn try_next(&mut self) -> Option<Received> {
+        match self.receiver.try_recv() {
+            Ok(quote) => Some(Ok(quote)),
+            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        }
     }
 
     fn drop_slow(&mut self, out: &mut String, reason: String) {
