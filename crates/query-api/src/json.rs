@@ -2,8 +2,8 @@
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::Value;
@@ -40,85 +40,67 @@ fn float(value: f64) -> Value {
 /// The values of `array` as JSON: numbers and booleans natively, strings as strings, NULL as
 /// `null`, and every other type (dates, timestamps, decimals, lists) in its canonical text form.
 pub(crate) fn column_values(array: &ArrayRef) -> Vec<Value> {
-    let rows = array.len();
-    let mut values = Vec::with_capacity(rows);
-    macro_rules! primitive {
-        ($arrow_type:ty, $convert:expr) => {{
-            let typed = array.as_primitive::<$arrow_type>();
-            for row in 0..rows {
-                values.push(if typed.is_null(row) {
-                    Value::Null
-                } else {
-                    $convert(typed.value(row))
-                });
-            }
-        }};
-    }
     match array.data_type() {
-        DataType::Int8 => primitive!(Int8Type, Value::from),
-        DataType::Int16 => primitive!(Int16Type, Value::from),
-        DataType::Int32 => primitive!(Int32Type, Value::from),
-        DataType::Int64 => primitive!(Int64Type, Value::from),
-        DataType::UInt8 => primitive!(UInt8Type, Value::from),
-        DataType::UInt16 => primitive!(UInt16Type, Value::from),
-        DataType::UInt32 => primitive!(UInt32Type, Value::from),
-        DataType::UInt64 => primitive!(UInt64Type, Value::from),
-        DataType::Float32 => primitive!(Float32Type, |v: f32| float(f64::from(v))),
-        DataType::Float64 => primitive!(Float64Type, float),
+        DataType::Int8 => primitive::<Int8Type>(array, Value::from),
+        DataType::Int16 => primitive::<Int16Type>(array, Value::from),
+        DataType::Int32 => primitive::<Int32Type>(array, Value::from),
+        DataType::Int64 => primitive::<Int64Type>(array, Value::from),
+        DataType::UInt8 => primitive::<UInt8Type>(array, Value::from),
+        DataType::UInt16 => primitive::<UInt16Type>(array, Value::from),
+        DataType::UInt32 => primitive::<UInt32Type>(array, Value::from),
+        DataType::UInt64 => primitive::<UInt64Type>(array, Value::from),
+        DataType::Float32 => primitive::<Float32Type>(array, |v: f32| float(f64::from(v))),
+        DataType::Float64 => primitive::<Float64Type>(array, float),
         DataType::Boolean => {
             let typed = array.as_boolean();
-            for row in 0..rows {
-                values.push(if typed.is_null(row) {
-                    Value::Null
-                } else {
-                    Value::Bool(typed.value(row))
-                });
-            }
+            per_row(typed, |row| Value::Bool(typed.value(row)))
         }
         DataType::Utf8 => {
             let typed = array.as_string::<i32>();
-            for row in 0..rows {
-                values.push(if typed.is_null(row) {
-                    Value::Null
-                } else {
-                    Value::from(typed.value(row))
-                });
-            }
+            per_row(typed, |row| Value::from(typed.value(row)))
         }
         DataType::LargeUtf8 => {
             let typed = array.as_string::<i64>();
-            for row in 0..rows {
-                values.push(if typed.is_null(row) {
-                    Value::Null
-                } else {
-                    Value::from(typed.value(row))
-                });
-            }
+            per_row(typed, |row| Value::from(typed.value(row)))
         }
         DataType::Utf8View => {
             let typed = array.as_string_view();
-            for row in 0..rows {
-                values.push(if typed.is_null(row) {
-                    Value::Null
-                } else {
-                    Value::from(typed.value(row))
-                });
-            }
+            per_row(typed, |row| Value::from(typed.value(row)))
         }
-        _ => match ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()) {
-            Ok(formatter) => {
-                for row in 0..rows {
-                    values.push(if array.is_null(row) {
-                        Value::Null
-                    } else {
-                        Value::String(formatter.value(row).to_string())
-                    });
-                }
-            }
-            Err(_) => values.resize(rows, Value::Null),
-        },
+        _ => formatted(array),
     }
-    values
+}
+
+/// One value per row of `array`: `null` where it is null, `value(row)` elsewhere.
+fn per_row(array: &dyn Array, value: impl Fn(usize) -> Value) -> Vec<Value> {
+    (0..array.len())
+        .map(|row| {
+            if array.is_null(row) {
+                Value::Null
+            } else {
+                value(row)
+            }
+        })
+        .collect()
+}
+
+/// The values of a primitive array, each converted by `convert`.
+fn primitive<T: ArrowPrimitiveType>(
+    array: &ArrayRef,
+    convert: impl Fn(T::Native) -> Value,
+) -> Vec<Value> {
+    let typed = array.as_primitive::<T>();
+    per_row(typed, |row| convert(typed.value(row)))
+}
+
+/// The values in their canonical text form (Arrow's display); all `null` when the type has none.
+fn formatted(array: &ArrayRef) -> Vec<Value> {
+    match ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()) {
+        Ok(formatter) => per_row(array.as_ref(), |row| {
+            Value::String(formatter.value(row).to_string())
+        }),
+        Err(_) => vec![Value::Null; array.len()],
+    }
 }
 
 #[cfg(test)]
