@@ -17,10 +17,13 @@
 //!
 //! Files: `main.rs` (command line), `lib.rs` (start/run), `config.rs`, `error.rs`, `metrics.rs`,
 //! `guard.rs` (read-only check), `registry.rs` (remembered queries), `json.rs` (Arrow → JSON),
-//! `aws.rs` (AWS error classes), `reader.rs` (topic readers that join no group), `catalog/` (local and Glue catalogs, the catalog view),
-//! `engine/` (the trait, DataFusion, Athena), `http/` (routes, formats, OpenAPI, the dashboard's
-//! assets, the live stream, the status endpoint), `live/` (the tail of `quotes` behind the live
-//! view), `status.rs` (the other services' readiness and figures).
+//! `aws.rs` (AWS error classes), `reader.rs` (topic readers that join no group), `catalog/` (local
+//! and Glue catalogs, the catalog view), `engine/` (the trait, DataFusion, Athena; DataFusion's
+//! file index in `engine/datafusion/files/`: `listing.rs`, `committed.rs`, `carry_over.rs`,
+//! `layout.rs`, `statistics.rs`), `http/` (routes, formats, OpenAPI, the dashboard's assets, the
+//! live stream, the status endpoint; the query runner in `http/query/`: `submit.rs`,
+//! `collect.rs`, `outcome.rs`, `accepted.rs`, `streamed.rs`), `live/` (the tail of `quotes`
+//! behind the live view), `status.rs` (the other services' readiness and figures).
 //!
 //! `GET /` is the dashboard (docs/dashboard.md): markets board, candles, live quotes over
 //! Server-Sent Events (`/v1/stream/quotes`), a SQL console and the pipeline's status
@@ -85,24 +88,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics = metrics_handle();
     let readiness = Readiness::default();
     let query = &config.query;
-    let source: Arc<dyn CatalogSource> = match query.catalog {
-        CatalogKind::Local => {
-            let lake = open_lake(&config.lake).await?;
-            Arc::new(LocalCatalog::new(
-                lake.store,
-                lake.url,
-                query.database.clone(),
-            ))
-        }
-        CatalogKind::Glue => {
-            // The embedded engine reads catalogued locations inside the lake; Athena reads them itself.
-            let lake_url = match query.engine {
-                EngineKind::DataFusion => Some(open_lake(&config.lake).await?.url),
-                EngineKind::Athena => None,
-            };
-            Arc::new(GlueCatalog::connect(&query.glue, query.database.clone(), lake_url).await)
-        }
-    };
+    let source = catalog_source(&config).await?;
     let catalog = CatalogView::start(
         source,
         query.catalog_refresh,
@@ -111,45 +97,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         shutdown.clone(),
     )
     .await?;
-    let live = config.live.enabled.then(|| {
-        let feed = LiveFeed::new(config.live.history, config.live.client_buffer);
-        tokio::spawn(live::tail::run(
-            config.kafka.clone(),
-            feed.clone(),
-            config.live.history,
-            shutdown.clone(),
-        ));
-        Live {
-            feed,
-            config: config.live.clone(),
-        }
-    });
-    let engine: Arc<dyn QueryEngine> = match query.engine {
-        EngineKind::DataFusion => {
-            let live_tail = live.as_ref().filter(|_| query.live_tail).map(|live| {
-                Arc::new(LiveTail::new(
-                    live.feed.clone(),
-                    query.partition_template.clone(),
-                    &config.kafka,
-                    query.live_tail_wait,
-                ))
-            });
-            DataFusionEngine::start(
-                DataFusionSettings {
-                    lake: config.lake.clone(),
-                    kafka: config.kafka.clone(),
-                    query: query.clone(),
-                    live_tail,
-                },
-                catalog.clone(),
-                shutdown.clone(),
-            )
-            .await?
-        }
-        EngineKind::Athena => {
-            Arc::new(AthenaEngine::connect(query.athena.clone(), query.database.clone()).await)
-        }
-    };
+    let live = start_live(&config, &shutdown);
+    let engine = start_engine(&config, live.as_ref(), catalog.clone(), &shutdown).await?;
     readiness.set(
         "engine",
         true,
@@ -171,6 +120,84 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let (address, task) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%address, engine = query.engine.name(), catalog = ?query.catalog, "query API listening");
     Ok(RunningApi { address, task })
+}
+
+/// Where the tables and partitions come from (`query.catalog`): the lake's own catalog, or AWS
+/// Glue.
+async fn catalog_source(config: &Config) -> Result<Arc<dyn CatalogSource>> {
+    let query = &config.query;
+    Ok(match query.catalog {
+        CatalogKind::Local => {
+            let lake = open_lake(&config.lake).await?;
+            Arc::new(LocalCatalog::new(
+                lake.store,
+                lake.url,
+                query.database.clone(),
+            ))
+        }
+        CatalogKind::Glue => {
+            // The embedded engine reads catalogued locations inside the lake; Athena reads them itself.
+            let lake_url = match query.engine {
+                EngineKind::DataFusion => Some(open_lake(&config.lake).await?.url),
+                EngineKind::Athena => None,
+            };
+            Arc::new(GlueCatalog::connect(&query.glue, query.database.clone(), lake_url).await)
+        }
+    })
+}
+
+/// The live view (`live.enabled`): its feed, filled by a task tailing `quotes` until `shutdown`.
+fn start_live(config: &Config, shutdown: &CancellationToken) -> Option<Live> {
+    config.live.enabled.then(|| {
+        let feed = LiveFeed::new(config.live.history, config.live.client_buffer);
+        tokio::spawn(live::tail::run(
+            config.kafka.clone(),
+            feed.clone(),
+            config.live.history,
+            shutdown.clone(),
+        ));
+        Live {
+            feed,
+            config: config.live.clone(),
+        }
+    })
+}
+
+/// The engine of `query.engine`; DataFusion's table `quotes` includes the live tail when
+/// `query.live_tail` is on and the live view runs.
+async fn start_engine(
+    config: &Config,
+    live: Option<&Live>,
+    catalog: CatalogView,
+    shutdown: &CancellationToken,
+) -> Result<Arc<dyn QueryEngine>> {
+    let query = &config.query;
+    Ok(match query.engine {
+        EngineKind::DataFusion => {
+            let live_tail = live.filter(|_| query.live_tail).map(|live| {
+                Arc::new(LiveTail::new(
+                    live.feed.clone(),
+                    query.partition_template.clone(),
+                    &config.kafka,
+                    query.live_tail_wait,
+                ))
+            });
+            DataFusionEngine::start(
+                DataFusionSettings {
+                    lake: config.lake.clone(),
+                    kafka: config.kafka.clone(),
+                    query: query.clone(),
+                    live_tail,
+                },
+                catalog,
+                shutdown.clone(),
+            )
+            .await?
+        }
+        EngineKind::Athena => {
+            Arc::new(AthenaEngine::connect(query.athena.clone(), query.database.clone()).await)
+        }
+    })
 }
 
 /// Serves until `shutdown` is cancelled (in-flight requests finish first).
