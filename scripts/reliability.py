@@ -33,6 +33,8 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "interop"))
+from visible import visible_files  # noqa: E402
 
 
 def need(name):
@@ -170,10 +172,14 @@ class Stack:
                            f"(lake: {self.lake_rows()}, API: {self.count()}); logs in {self.var / 'log'}")
 
     def lake_rows(self):
-        files = str(self.var / "lake" / "quotes" / "**" / "*.parquet")
+        """Rows and distinct (symbol, trade_date) in the files readers see: a compacted
+        partition's generation, not the files it replaced (kept through the grace period)."""
+        files = [path for path, _ in visible_files(str(self.var / "lake"))]
+        if not files:
+            return 0, 0
         total, distinct = duckdb.sql(
-            f"SELECT count(*), count(DISTINCT (symbol, trade_date)) "
-            f"FROM read_parquet('{files}', hive_partitioning = true)").fetchone()
+            "SELECT count(*), count(DISTINCT (symbol, trade_date)) "
+            f"FROM read_parquet({files!r}, hive_partitioning = true)").fetchone()
         return total, distinct
 
     def process(self, service):
@@ -193,20 +199,18 @@ class Stack:
         return sum(1 for _ in (self.var / "lake" / "quotes").rglob("*.parquet"))
 
     def visible_files(self):
-        """Data files readers see: those directly in each catalogued partition's location."""
+        """Data files readers see (tests/interop/visible.py, as the catalog decides it)."""
+        return len(visible_files(str(self.var / "lake")))
+
+    def partitions(self):
+        """Partitions in the catalog."""
         catalog_path = self.var / "lake" / "_stockstream" / "catalog" / "catalog.json"
         try:
             catalog = json.loads(catalog_path.read_text())
         except (OSError, ValueError):
             return 0
-        count = 0
-        for database in catalog.get("databases", {}).values():
-            for table in database.get("tables", {}).values():
-                for partition in table.get("partitions", {}).values():
-                    location = self.var / "lake" / partition["location"]
-                    if location.is_dir():
-                        count += sum(1 for entry in location.iterdir() if entry.name.endswith(".parquet"))
-        return count
+        return sum(len(table.get("partitions", {})) for database in catalog.get("databases", {}).values()
+                   for table in database.get("tables", {}).values())
 
     def close(self):
         self.stack("stop", check=False)
@@ -441,6 +445,7 @@ def soak(work):
             "recovery": "-",
             "observed": "; ".join(slopes)
             + f"; files readers see {visible[-1][1] if visible else 0} ({visible_slope:+.0f}/h)"
+            + f" in {stack.partitions()} partitions"
             + f", on disk {files[-1][1] if files else 0} ({file_slope:+.0f}/h)",
         }
         return outcome
