@@ -8,6 +8,12 @@ use clap::Parser;
 use stockstream_common::shutdown::run_service;
 use stockstream_query_api::{Config, run};
 
+/// mimalloc instead of the system allocator: a scan of many small Parquet files allocates and
+/// frees a decoder per column chunk, which glibc's malloc turned into a quarter of the CPU time
+/// and a fragmented heap (docs/query-api.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves SQL over the lake's catalogued tables on HTTP.
 #[derive(Debug, Parser)]
 #[command(version)]

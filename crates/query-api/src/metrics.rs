@@ -9,6 +9,9 @@
 //!   (`overloaded`, `unauthorized`, `forbidden_statement`, …);
 //! - `stockstream_query_commit_events_total`, `stockstream_query_commit_events_unreadable_total`,
 //!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`;
+//! - `stockstream_query_index_files`, `stockstream_query_metadata_cache_entries`,
+//!   `stockstream_query_metadata_cache_limit_bytes`: the DataFusion engine's visible files and
+//!   the Parquet footers it keeps (fewer entries than files means full scans read footers again);
 //! - `stockstream_live_tailing`, `stockstream_live_quotes_total`,
 //!   `stockstream_live_quotes_skipped_total`: the tail of `quotes` behind the live view;
 //! - `stockstream_live_tail_gaps_total`: real-time queries whose tail did not reach the lake;
@@ -90,4 +93,11 @@ pub(crate) fn live_dropped(reason: &'static str) {
 /// Records a real-time query whose live tail did not reach back to the lake.
 pub(crate) fn live_tail_gap() {
     metrics::counter!("stockstream_live_tail_gaps_total").increment(1);
+}
+
+/// Sets the DataFusion engine's index and footer-cache gauges.
+pub(crate) fn engine_caches(index_files: usize, cache_entries: usize, cache_limit_bytes: usize) {
+    metrics::gauge!("stockstream_query_index_files").set(index_files as f64);
+    metrics::gauge!("stockstream_query_metadata_cache_entries").set(cache_entries as f64);
+    metrics::gauge!("stockstream_query_metadata_cache_limit_bytes").set(cache_limit_bytes as f64);
 }

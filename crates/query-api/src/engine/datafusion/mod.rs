@@ -37,7 +37,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -56,6 +56,9 @@ use crate::catalog::CatalogView;
 use crate::config::{EngineKind, QueryConfig};
 use crate::error::{Error, Result};
 use crate::guard::DATA_CATALOG;
+
+/// How often the index and footer-cache gauges are set.
+const CACHE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// DataFusion over the lake.
 pub struct DataFusionEngine {
@@ -130,6 +133,11 @@ impl DataFusionEngine {
         context.register_catalog(DATA_CATALOG, Arc::new(data_catalog));
 
         tokio::spawn(index.clone().load_statistics(shutdown.clone()));
+        tokio::spawn(report_caches(
+            index.clone(),
+            context.runtime_env(),
+            shutdown.clone(),
+        ));
         tokio::spawn(follow_catalog(
             index.clone(),
             catalog.clone(),
@@ -231,6 +239,27 @@ async fn follow_catalog(
                 }
             }
         }
+    }
+}
+
+/// Every few seconds, sets the gauges of visible files and cached footers until `shutdown`.
+async fn report_caches(
+    index: Arc<FileIndex>,
+    runtime: Arc<RuntimeEnv>,
+    shutdown: CancellationToken,
+) {
+    let mut timer = tokio::time::interval(CACHE_REPORT_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = timer.tick() => {}
+        }
+        let footers = runtime.cache_manager.get_file_metadata_cache();
+        crate::metrics::engine_caches(
+            index.snapshot().file_count(),
+            footers.len(),
+            footers.cache_limit(),
+        );
     }
 }
 

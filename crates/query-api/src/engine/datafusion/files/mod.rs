@@ -108,6 +108,11 @@ pub struct IndexSnapshot {
 }
 
 impl IndexSnapshot {
+    /// Visible files of every table.
+    pub fn file_count(&self) -> usize {
+        self.tables.values().map(|table| table.file_count()).sum()
+    }
+
     /// Visible files whose footer has not been read yet.
     pub fn files_without_statistics(&self) -> usize {
         self.tables
