@@ -7,8 +7,9 @@ use anyhow::{Result, ensure};
 use chrono::NaiveDate;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use stockstream_common::config::LakeConfig;
+use stockstream_common::headers::SCHEMA_VERSION_HEADER;
 use stockstream_common::kafka::{ensure_topics, headers, pipeline_topics, producer_config};
-use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use stockstream_common::record::{Quote, SCHEMA_VERSION};
 use stockstream_e2e::{Tansu, kafka_config, query};
 use tokio_util::sync::CancellationToken;
 

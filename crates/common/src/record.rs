@@ -8,17 +8,17 @@
 //! ```
 //!
 //! keyed by the symbol (so each symbol's quotes stay in order within one partition) and carrying
-//! the header [`SCHEMA_VERSION_HEADER`]. `close_usd` is `null` (or absent) when the source had no
-//! `CloseUSD` column and no exchange rate was given. Reading files (header names, date formats,
-//! delimiters) is ingest's business; this module holds what every service agrees on.
+//! the header [`crate::headers::SCHEMA_VERSION_HEADER`]. `close_usd` is `null` (or absent) when
+//! the source had no `CloseUSD` column and no exchange rate was given. Reading files (header
+//! names, date formats, delimiters) is ingest's business; this module holds what every service
+//! agrees on.
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire format written into every message's [`SCHEMA_VERSION_HEADER`].
+/// Version of the wire format, sent in every message's
+/// [`crate::headers::SCHEMA_VERSION_HEADER`].
 pub const SCHEMA_VERSION: &str = "1";
-/// Kafka header carrying the wire-format version.
-pub const SCHEMA_VERSION_HEADER: &str = "stockstream-schema-version";
 /// Columns of `indexProcessed.csv`, in order (also the field names of the tutorial's messages).
 pub const CSV_COLUMNS: [&str; 9] = [
     "Index",

@@ -13,10 +13,14 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedHeaders, Headers as _};
 use rdkafka::{Offset, TopicPartitionList};
 use stockstream_common::config::KafkaConfig;
+use stockstream_common::headers::{
+    ERROR_HEADER, SCHEMA_VERSION_HEADER, SOURCE_FILE_HEADER, SOURCE_HEADER, SOURCE_LINE_HEADER,
+    SOURCE_PASS_HEADER, SOURCE_POSITION_HEADER, STAGE_HEADER,
+};
 use stockstream_common::kafka::{
     ADMIN_TIMEOUT, Producer, client_config_with, headers, producer_config, topic_watermarks,
 };
-use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use stockstream_common::record::{Quote, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -24,15 +28,6 @@ use crate::error::{Error, Result};
 
 /// How long reading back the previous run's records may take.
 const READ_BACK_DEADLINE: Duration = Duration::from_secs(300);
-
-/// Header naming the source of a record (file fingerprint prefix or generator).
-pub const SOURCE_HEADER: &str = "stockstream-source";
-/// Header with the replay pass.
-pub const PASS_HEADER: &str = "stockstream-source-pass";
-/// Header with the line of the source file.
-pub const LINE_HEADER: &str = "stockstream-source-line";
-/// Header with the row's position in the mode's order, when it is not its line.
-pub const POSITION_HEADER: &str = "stockstream-source-position";
 
 /// Where records come from, stamped on each of them.
 #[derive(Debug, Clone)]
@@ -66,11 +61,11 @@ impl Origin {
         let mut pairs = leading.to_vec();
         pairs.extend([
             (SOURCE_HEADER, self.source.as_str()),
-            (PASS_HEADER, pass),
-            (LINE_HEADER, line),
+            (SOURCE_PASS_HEADER, pass),
+            (SOURCE_LINE_HEADER, line),
         ]);
         if let Some(position) = position {
-            pairs.push((POSITION_HEADER, position));
+            pairs.push((SOURCE_POSITION_HEADER, position));
         }
         pairs
     }
@@ -150,9 +145,9 @@ impl Emitter {
         let (pass, line_text, position_text) = origin.numbers(line, position);
         let pairs = origin.pairs(
             &[
-                ("stockstream-error", reason),
-                ("stockstream-stage", "ingest"),
-                ("stockstream-source-file", origin.file.as_str()),
+                (ERROR_HEADER, reason),
+                (STAGE_HEADER, "ingest"),
+                (SOURCE_FILE_HEADER, origin.file.as_str()),
             ],
             &pass,
             &line_text,
@@ -362,9 +357,11 @@ impl PassStamp<'_> {
                 .and_then(|value| std::str::from_utf8(value).ok());
             match header.key {
                 SOURCE_HEADER => same_source = value == Some(self.source),
-                PASS_HEADER => same_pass = value == Some(self.pass.as_str()),
-                LINE_HEADER => line = value.and_then(|value| value.parse::<u64>().ok()),
-                POSITION_HEADER => position = value.and_then(|value| value.parse::<u64>().ok()),
+                SOURCE_PASS_HEADER => same_pass = value == Some(self.pass.as_str()),
+                SOURCE_LINE_HEADER => line = value.and_then(|value| value.parse::<u64>().ok()),
+                SOURCE_POSITION_HEADER => {
+                    position = value.and_then(|value| value.parse::<u64>().ok())
+                }
                 _ => {}
             }
         }

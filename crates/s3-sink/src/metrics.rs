@@ -28,6 +28,12 @@ pub(crate) fn flush(reason: &'static str) {
     counter!("stockstream_sink_flushes_total", "reason" => reason).increment(1);
 }
 
+/// Messages in the original tutorial producer's format (the CSV's column names), decoded and
+/// written like the rest: a count that shows when the old producer can be retired.
+pub(crate) fn tutorial_format() {
+    counter!("stockstream_sink_tutorial_messages_total").increment(1);
+}
+
 /// Messages sent to the dead-letter topic.
 pub(crate) fn dead_letter() {
     counter!("stockstream_sink_dead_letters_total").increment(1);

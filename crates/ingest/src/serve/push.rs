@@ -12,8 +12,12 @@ use axum::response::{IntoResponse, Response};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use serde::Serialize;
+use stockstream_common::headers::{
+    ERROR_HEADER, SCHEMA_VERSION_HEADER, SOURCE_HEADER, SOURCE_LINE_HEADER, SOURCE_REQUEST_HEADER,
+    STAGE_HEADER,
+};
 use stockstream_common::kafka::headers;
-use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use stockstream_common::record::{Quote, SCHEMA_VERSION};
 
 use super::PushState;
 use super::body::{Parsed, parse_csv, parse_json};
@@ -255,9 +259,9 @@ fn record_headers(request_id: &str, line: u64) -> OwnedHeaders {
     let line_text = line.to_string();
     headers(&[
         (SCHEMA_VERSION_HEADER, SCHEMA_VERSION),
-        ("stockstream-source", "http"),
-        ("stockstream-source-request", request_id),
-        ("stockstream-source-line", &line_text),
+        (SOURCE_HEADER, "http"),
+        (SOURCE_REQUEST_HEADER, request_id),
+        (SOURCE_LINE_HEADER, &line_text),
     ])
 }
 
@@ -323,11 +327,11 @@ fn dead_letter(state: &PushState, request_id: &str, line: u64, raw: &str, reason
     tracing::warn!(%request_id, line, %reason, "dead-lettering a pushed record");
     let line_text = line.to_string();
     let record_headers = headers(&[
-        ("stockstream-error", reason),
-        ("stockstream-stage", "ingest-http"),
-        ("stockstream-source", "http"),
-        ("stockstream-source-request", request_id),
-        ("stockstream-source-line", &line_text),
+        (ERROR_HEADER, reason),
+        (STAGE_HEADER, "ingest-http"),
+        (SOURCE_HEADER, "http"),
+        (SOURCE_REQUEST_HEADER, request_id),
+        (SOURCE_LINE_HEADER, &line_text),
     ]);
     let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&state.dlq_topic)
         .payload(raw.as_bytes())

@@ -2,9 +2,13 @@
 //! (unless `sink.dead_letter_tolerance` is used up, which stops the sink before committing).
 
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use stockstream_common::headers::{
+    ERROR_HEADER, SCHEMA_VERSION_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER, STAGE_HEADER,
+};
 use stockstream_common::kafka::headers;
 use stockstream_common::lake::LakeRow;
-use stockstream_common::record::{Quote, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
+use stockstream_common::record::{Quote, SCHEMA_VERSION, WireFormat};
 
 use super::{DELIVERY_TIMEOUT, Sink};
 use crate::error::{Error, Result};
@@ -46,11 +50,11 @@ impl Sink {
                 let partition = message.partition().to_string();
                 let offset = message.offset().to_string();
                 let dead_letter_headers = headers(&[
-                    ("stockstream-error", reason.as_str()),
-                    ("stockstream-stage", "s3-sink"),
-                    ("stockstream-source-topic", message.topic()),
-                    ("stockstream-source-partition", partition.as_str()),
-                    ("stockstream-source-offset", offset.as_str()),
+                    (ERROR_HEADER, reason.as_str()),
+                    (STAGE_HEADER, "s3-sink"),
+                    (SOURCE_TOPIC_HEADER, message.topic()),
+                    (SOURCE_PARTITION_HEADER, partition.as_str()),
+                    (SOURCE_OFFSET_HEADER, offset.as_str()),
                 ]);
                 self.message_ids += 1;
                 self.producer.send(
@@ -87,7 +91,9 @@ fn decode(message: &BorrowedMessage<'_>) -> std::result::Result<Quote, String> {
         .payload()
         .ok_or_else(|| "message has no payload".to_string())?;
     // Our wire format, or the original tutorial producer's (CSV column names, no key or headers).
-    Quote::from_any_json(payload)
-        .map(|(quote, _format)| quote)
-        .map_err(|error| error.to_string())
+    let (quote, format) = Quote::from_any_json(payload).map_err(|error| error.to_string())?;
+    if format == WireFormat::Tutorial {
+        metrics::tutorial_format();
+    }
+    Ok(quote)
 }

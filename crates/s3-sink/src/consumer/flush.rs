@@ -5,6 +5,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use stockstream_common::headers::{EVENT_HEADER, LAKE_COMMIT_EVENT};
 use stockstream_common::kafka::headers;
 
 use super::partition::Resume;
@@ -230,7 +231,7 @@ impl Sink {
                 &self.config.kafka.topics.lake_commits,
                 event.table.as_bytes(),
                 &payload,
-                headers(&[("stockstream-event", "lake-commit")]),
+                headers(&[(EVENT_HEADER, LAKE_COMMIT_EVENT)]),
                 self.message_ids,
             )?;
         }
