@@ -45,11 +45,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An S3 request failed (after the SDK's own retries).
-    #[error("S3 {operation} `{key}` failed: {message}")]
+    /// An S3 request failed (after the SDK's own retries); `kind` says whether to retry.
+    #[error("S3 {operation} `{key}` failed ({kind}): {message}")]
     S3 {
         operation: &'static str,
         key: String,
+        kind: crate::aws_error::AwsErrorKind,
         message: String,
     },
 
@@ -98,7 +99,8 @@ impl Error {
     /// Whether retrying the same operation later may succeed (network, broker or storage hiccups).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Kafka { .. } | Error::Lake { .. } | Error::Io { .. } | Error::S3 { .. } => true,
+            Error::Kafka { .. } | Error::Lake { .. } | Error::Io { .. } => true,
+            Error::S3 { kind, .. } => kind.is_retryable(),
             Error::Config { .. }
             | Error::ConfigLoad(_)
             | Error::InsecureConfigFile { .. }

@@ -1,5 +1,7 @@
 //! Errors of the catalog service.
 
+use stockstream_common::aws_error::AwsErrorKind;
+
 /// What can fail while keeping the catalog current.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,9 +18,10 @@ pub enum Error {
     },
 
     /// An AWS Glue request failed (after the SDK's retries) or reported per-item errors.
-    #[error("Glue {operation} failed: {message}")]
+    #[error("Glue {operation} failed ({kind}): {message}")]
     Glue {
         operation: &'static str,
+        kind: AwsErrorKind,
         message: String,
     },
 
@@ -58,9 +61,7 @@ impl Error {
         match self {
             Error::Common(error) => error.is_retryable(),
             Error::Consume { .. } => true,
-            Error::Glue { message, .. } => {
-                !(message.contains("AccessDenied") || message.contains("not authorized"))
-            }
+            Error::Glue { kind, .. } => kind.is_retryable(),
             Error::Schema { .. } | Error::CompactionRefused(_) => false,
             Error::Merge(_) | Error::LeaseLost | Error::LeaseBusy { .. } => true,
         }

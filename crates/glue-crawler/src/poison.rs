@@ -17,6 +17,9 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stockstream_common::config::KafkaConfig;
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
+use stockstream_common::headers::{
+    ERROR_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER, STAGE_HEADER,
+};
 use stockstream_common::kafka::{headers, producer_config};
 use stockstream_common::lake::parse_partition_path;
 
@@ -242,11 +245,11 @@ impl DeadLetters {
             let partition = message.partition.to_string();
             let offset = message.offset.to_string();
             let record_headers = headers(&[
-                ("stockstream-error", item.reason.as_str()),
-                ("stockstream-stage", "glue-crawler"),
-                ("stockstream-source-topic", message.topic.as_str()),
-                ("stockstream-source-partition", partition.as_str()),
-                ("stockstream-source-offset", offset.as_str()),
+                (ERROR_HEADER, item.reason.as_str()),
+                (STAGE_HEADER, "glue-crawler"),
+                (SOURCE_TOPIC_HEADER, message.topic.as_str()),
+                (SOURCE_PARTITION_HEADER, partition.as_str()),
+                (SOURCE_OFFSET_HEADER, offset.as_str()),
             ]);
             let mut record = FutureRecord::to(&self.topic)
                 .payload(&message.payload)
@@ -394,6 +397,7 @@ mod tests {
         assert_eq!(blamed_key(&unreadable), Some("quotes/b.parquet"));
         let outage = Error::Glue {
             operation: "BatchCreatePartition",
+            kind: stockstream_common::aws_error::AwsErrorKind::Throttled,
             message: "ThrottlingException".into(),
         };
         assert_eq!(blamed_key(&outage), None);

@@ -1,46 +1,27 @@
 //! Errors of the AWS SDKs (Athena, Glue) classified by their error code and kind, not by text.
 
+use aws_sdk_athena::config::http::HttpResponse;
 use aws_sdk_athena::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use stockstream_common::aws_error::AwsErrorKind;
 
 use crate::error::Error;
 
-/// Error codes AWS services use for throttling.
-const THROTTLING_CODES: [&str; 5] = [
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "SlowDown",
-];
-
 /// Converts an SDK error into [`Error::Aws`], retryable for throttling, 5xx, timeouts and
-/// connection failures; not for access denied, validation or missing entities.
-pub(crate) fn aws_error<E, R>(
+/// connection failures; not for access denied, validation or missing entities
+/// ([`AwsErrorKind`]).
+pub(crate) fn aws_error<E>(
     service: &'static str,
     operation: &'static str,
-    error: SdkError<E, R>,
+    error: SdkError<E, HttpResponse>,
 ) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let retryable = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        SdkError::ServiceError(service_error) => {
-            let code = service_error.err().code().unwrap_or_default();
-            THROTTLING_CODES.contains(&code)
-                || code == "InternalServerException"
-                || code == "InternalServiceException"
-                || code == "ServiceUnavailable"
-        }
-        SdkError::ResponseError(_) => true,
-        _ => false,
-    };
     Error::Aws {
         service,
         operation,
+        retryable: AwsErrorKind::of(&error).is_retryable(),
         message: DisplayErrorContext(&error).to_string(),
-        retryable,
     }
 }
 

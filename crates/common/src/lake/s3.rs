@@ -5,12 +5,14 @@
 //! never see a partial file. Credentials come from the standard AWS chain; the SDK retries
 //! throttling and 5xx answers with exponential backoff (standard retry mode).
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use super::store::{LakeStore, ObjectMeta};
+use crate::aws_error::AwsErrorKind;
 use crate::config::AwsEndpoint;
 use crate::{Error, Result};
 
@@ -49,10 +51,15 @@ pub struct S3Store {
     prefix: String,
 }
 
-fn s3_error(operation: &'static str, key: &str, error: impl std::error::Error) -> Error {
+/// An S3 request's failure, classified by its error code and HTTP status.
+fn s3_error<E>(operation: &'static str, key: &str, error: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     Error::S3 {
         operation,
         key: key.to_string(),
+        kind: AwsErrorKind::of(&error),
         message: DisplayErrorContext(error).to_string(),
     }
 }
@@ -148,7 +155,15 @@ impl S3Store {
             store: self,
             key,
             full_key,
-            upload_id: created.upload_id().unwrap_or_default().to_string(),
+            upload_id: created
+                .upload_id()
+                .ok_or_else(|| Error::S3 {
+                    operation: "create multipart upload",
+                    key: key.to_string(),
+                    kind: AwsErrorKind::Unavailable,
+                    message: "the answer has no upload id".to_string(),
+                })?
+                .to_string(),
         })
     }
 }
@@ -274,11 +289,12 @@ impl LakeStore for S3Store {
             }
             Err(error) => return Err(s3_error("get", key, error)),
         };
-        let body = output
-            .body
-            .collect()
-            .await
-            .map_err(|error| s3_error("read", key, error))?;
+        let body = output.body.collect().await.map_err(|error| Error::S3 {
+            operation: "read",
+            key: key.to_string(),
+            kind: AwsErrorKind::Unavailable,
+            message: DisplayErrorContext(error).to_string(),
+        })?;
         Ok(body.into_bytes())
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_glue::types::PartitionInput;
+use stockstream_common::aws_error::AwsErrorKind;
 use stockstream_common::catalog::Column;
 use stockstream_common::events::LakeCommitEvent;
 use stockstream_common::lake::partition_path;
@@ -31,6 +32,8 @@ struct ChunkAnswer {
     failed: HashSet<Vec<String>>,
     /// Those failures, in words.
     errors: Vec<String>,
+    /// The kind of the last failure (by its error code), if any.
+    kind: Option<AwsErrorKind>,
 }
 
 impl GlueCatalog {
@@ -104,6 +107,7 @@ impl GlueCatalog {
             attempt += 1;
             let mut retry = Vec::new();
             let mut last_errors = Vec::new();
+            let mut last_kind = None;
             for chunk in pending.chunks(BATCH_LIMIT) {
                 let answer = self.create_chunk(table, chunk, columns).await?;
                 for (values, location) in chunk {
@@ -121,6 +125,7 @@ impl GlueCatalog {
                     }
                 }
                 last_errors.extend(answer.errors);
+                last_kind = answer.kind.or(last_kind);
             }
             if retry.is_empty() {
                 break;
@@ -128,6 +133,7 @@ impl GlueCatalog {
             if attempt >= PARTITION_ATTEMPTS {
                 return Err(Error::Glue {
                     operation: "BatchCreatePartition",
+                    kind: last_kind.unwrap_or(AwsErrorKind::Rejected),
                     message: format!(
                         "{} partition(s) still failing after {attempt} attempts: {}",
                         retry.len(),
@@ -183,6 +189,7 @@ impl GlueCatalog {
                 chunk_answer
                     .errors
                     .push(format!("{values:?}: {code} {message}"));
+                chunk_answer.kind = Some(AwsErrorKind::from_response(Some(code), None));
                 chunk_answer.failed.insert(values);
             }
         }

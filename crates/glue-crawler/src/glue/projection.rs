@@ -8,7 +8,7 @@ use aws_sdk_glue::types::TableInput;
 use stockstream_common::catalog::Column;
 use stockstream_common::events::LakeCommitEvent;
 
-use super::{GlueCatalog, GlueOutcome, catalog_columns, glue_error};
+use super::{GlueCatalog, GlueOutcome, catalog_columns, glue_build_error};
 use crate::error::Result;
 
 impl GlueCatalog {
@@ -43,7 +43,7 @@ impl GlueCatalog {
         }
         let input = input
             .build()
-            .map_err(|error| glue_error("building the table", error))?;
+            .map_err(|error| glue_build_error("building the table", error))?;
         self.update_table(input).await?;
         tracing::info!(table, "partition projection extended");
         outcome.tables_updated += 1;

@@ -4,9 +4,12 @@
 //! with lake-relative keys, so the lake's URL is stripped and prepended here.
 
 use aws_sdk_glue::types::PartitionInput;
+use stockstream_common::aws_error::AwsErrorKind;
 use stockstream_common::lake::hive_escape;
 
-use super::{GlueCatalog, Strategy, catalog_columns, glue_error, storage_descriptor};
+use super::{
+    GlueCatalog, Strategy, catalog_columns, glue_build_error, glue_error, storage_descriptor,
+};
 use crate::compaction::{CatalogPartition, PartitionCatalog};
 use crate::error::{Error, Result};
 
@@ -154,7 +157,9 @@ impl PartitionCatalog for GlueCatalog {
                         aws_sdk_glue::types::PartitionValueList::builder()
                             .set_values(Some(partition.values.clone()))
                             .build()
-                            .map_err(|error| glue_error("building a partition value list", error))
+                            .map_err(|error| {
+                                glue_build_error("building a partition value list", error)
+                            })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let answer = self
@@ -166,19 +171,22 @@ impl PartitionCatalog for GlueCatalog {
                     .send()
                     .await
                     .map_err(|error| glue_error("BatchDeletePartition", error))?;
-                let failures: Vec<String> = answer
+                let failures: Vec<(String, Option<&str>)> = answer
                     .errors()
                     .iter()
-                    .filter(|error| {
-                        error.error_detail().and_then(|detail| detail.error_code())
-                            != Some("EntityNotFoundException")
+                    .map(|error| {
+                        let code = error.error_detail().and_then(|detail| detail.error_code());
+                        (format!("{:?}", error.partition_values()), code)
                     })
-                    .map(|error| format!("{:?}", error.partition_values()))
+                    .filter(|(_, code)| *code != Some("EntityNotFoundException"))
                     .collect();
-                if !failures.is_empty() {
+                if let Some((_, code)) = failures.first() {
+                    let partitions: Vec<&str> =
+                        failures.iter().map(|(values, _)| values.as_str()).collect();
                     return Err(Error::Glue {
                         operation: "BatchDeletePartition",
-                        message: format!("partitions not deleted: {}", failures.join(", ")),
+                        kind: AwsErrorKind::from_response(*code, None),
+                        message: format!("partitions not deleted: {}", partitions.join(", ")),
                     });
                 }
                 if let Some(state) = self.tables.get_mut(table) {

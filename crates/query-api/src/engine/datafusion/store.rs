@@ -56,10 +56,12 @@ pub async fn open_lake(config: &LakeConfig) -> Result<LakeObjectStore> {
             request_timeout,
         } => {
             let sdk = aws.sdk_config().await;
-            let region = sdk
-                .region()
-                .map(|region| region.to_string())
-                .unwrap_or_else(|| "us-east-1".to_string());
+            let region = sdk.region().map(|region| region.to_string()).ok_or_else(|| {
+                Error::Common(stockstream_common::Error::config(
+                    "lake.region",
+                    "no AWS region for the S3 lake: set lake.region, AWS_REGION or a profile's region",
+                ))
+            })?;
             let credentials = sdk.credentials_provider().ok_or_else(|| {
                 Error::Common(stockstream_common::Error::config(
                     "lake.backend",
