@@ -19,6 +19,7 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::config::KafkaConfig;
 use crate::secret::{REDACTED, ShownValue, is_secret_kafka_option};
+use crate::sync::MutexExt;
 use crate::{Error, Result};
 
 /// How long administrative calls and metadata requests may take.
@@ -309,28 +310,23 @@ impl rdkafka::producer::ProducerContext for DeliveryTracker {
     type DeliveryOpaque = Box<u64>;
 
     fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, id: Self::DeliveryOpaque) {
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&id);
-        }
+        self.in_flight.locked().remove(&id);
         match result {
             Ok(message) => {
-                if self.track_landing
-                    && let Ok(mut landed) = self.landed.lock()
-                {
+                if self.track_landing {
                     use rdkafka::Message as _;
-                    landed
+                    self.landed
+                        .locked()
                         .entry((message.topic().to_string(), message.partition()))
                         .or_default()
                         .push_back((*id, message.offset()));
                 }
             }
             Err((error, _message)) => {
-                if let Ok(mut failures) = self.failures.lock() {
-                    failures.push(DeliveryFailure {
-                        id: *id,
-                        error: error.to_string(),
-                    });
-                }
+                self.failures.locked().push(DeliveryFailure {
+                    id: *id,
+                    error: error.to_string(),
+                });
             }
         }
     }
@@ -377,15 +373,14 @@ impl Producer {
     /// land in the order they were sent, so every later message of increasing id lies after it.
     pub fn take_landed_through(&self, id: u64) -> std::collections::BTreeMap<(String, i32), i64> {
         let mut last = std::collections::BTreeMap::new();
-        if let Ok(mut landed) = self.inner.context().landed.lock() {
-            for (partition, acks) in landed.iter_mut() {
-                while let Some(&(acked, offset)) = acks.front() {
-                    if acked > id {
-                        break;
-                    }
-                    acks.pop_front();
-                    last.insert(partition.clone(), offset);
+        let mut landed = self.inner.context().landed.locked();
+        for (partition, acks) in landed.iter_mut() {
+            while let Some(&(acked, offset)) = acks.front() {
+                if acked > id {
+                    break;
                 }
+                acks.pop_front();
+                last.insert(partition.clone(), offset);
             }
         }
         last
@@ -408,9 +403,7 @@ impl Producer {
     ) -> Result<()> {
         use rdkafka::error::KafkaError;
         use rdkafka::producer::BaseRecord;
-        if let Ok(mut in_flight) = self.inner.context().in_flight.lock() {
-            in_flight.insert(id);
-        }
+        self.inner.context().in_flight.locked().insert(id);
         let mut record = BaseRecord::with_opaque_to(topic, Box::new(id))
             .key(key)
             .payload(payload)
@@ -423,9 +416,7 @@ impl Producer {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err((error, _)) => {
-                    if let Ok(mut in_flight) = self.inner.context().in_flight.lock() {
-                        in_flight.remove(&id);
-                    }
+                    self.inner.context().in_flight.locked().remove(&id);
                     return Err(Error::kafka(format!("producing to `{topic}`"), error));
                 }
             }
@@ -441,12 +432,7 @@ impl Producer {
 
     /// Failed deliveries since the last call.
     pub fn take_failures(&self) -> Vec<DeliveryFailure> {
-        self.inner
-            .context()
-            .failures
-            .lock()
-            .map(|mut failures| std::mem::take(&mut *failures))
-            .unwrap_or_default()
+        self.inner.context().failures.locked().drain(..).collect()
     }
 
     /// The smallest id whose delivery failed and was not yet taken by [`Producer::take_failures`].
@@ -454,19 +440,15 @@ impl Producer {
         self.inner
             .context()
             .failures
-            .lock()
-            .ok()
-            .and_then(|failures| failures.iter().map(|failure| failure.id).min())
+            .locked()
+            .iter()
+            .map(|failure| failure.id)
+            .min()
     }
 
     /// The smallest id not yet acknowledged, if any.
     pub fn lowest_in_flight(&self) -> Option<u64> {
-        self.inner
-            .context()
-            .in_flight
-            .lock()
-            .ok()
-            .and_then(|in_flight| in_flight.first().copied())
+        self.inner.context().in_flight.locked().first().copied()
     }
 }
 

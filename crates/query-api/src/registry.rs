@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
+use stockstream_common::sync::MutexExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -66,18 +67,13 @@ impl Entry {
 
     /// Records the statistics the client's answer carried.
     pub fn set_answered(&self, stats: QueryStats) {
-        if let Ok(mut answered) = self.answered.lock() {
-            *answered = Some(stats);
-        }
+        *self.answered.locked() = Some(stats);
     }
 
     /// Statistics to report: the answer's when answered, else the engine's.
     pub fn stats(&self) -> QueryStats {
-        self.answered
-            .lock()
-            .ok()
-            .and_then(|answered| answered.clone())
-            .unwrap_or_else(|| self.status().stats)
+        let answered = self.answered.locked().clone();
+        answered.unwrap_or_else(|| self.status().stats)
     }
 }
 
@@ -128,27 +124,23 @@ impl Registry {
             results: Mutex::new(None),
             registered: Instant::now(),
         });
-        if let Ok(mut entries) = self.entries.lock() {
-            let Entries { by_id, order } = &mut *entries;
-            self.evict(by_id, order);
-            by_id.insert(id.clone(), entry.clone());
-            order.push_back(id);
-        }
+        let mut entries = self.entries.locked();
+        let Entries { by_id, order } = &mut *entries;
+        self.evict(by_id, order);
+        by_id.insert(id.clone(), entry.clone());
+        order.push_back(id);
+        drop(entries);
         entry
     }
 
     /// The query `id`, if remembered.
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
-        let entries = self.entries.lock().ok()?;
-        entries.by_id.get(id).cloned()
+        self.entries.locked().by_id.get(id).cloned()
     }
 
     /// Number of remembered queries.
     pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .map(|entries| entries.by_id.len())
-            .unwrap_or(0)
+        self.entries.locked().by_id.len()
     }
 
     /// Whether no query is remembered.
@@ -197,9 +189,7 @@ impl Registry {
             if !entry.status().state.is_terminal() {
                 entry.cancel.cancel();
             }
-            if let Ok(results) = entry.results.lock()
-                && let Some(results) = results.as_ref()
-            {
+            if let Some(results) = entry.results.locked().as_ref() {
                 self.release(results.bytes);
             }
         }

@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use stockstream_common::config::parse_duration;
 use stockstream_common::http::Readiness;
+use stockstream_common::sync::RwLockExt;
 use stockstream_common::{Error, Result};
 use tokio_util::sync::CancellationToken;
 
@@ -171,9 +172,7 @@ impl StatusBoard {
                     (own, Some(own_metrics.render())),
                     &mut samples,
                 ));
-                if let Ok(mut services) = services.write() {
-                    *services = sampled;
-                }
+                *services.write_locked() = sampled;
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(config.interval) => {}
@@ -185,10 +184,7 @@ impl StatusBoard {
 
     /// The latest sample of every service.
     pub fn services(&self) -> Vec<ServiceStatus> {
-        self.services
-            .read()
-            .map(|services| services.clone())
-            .unwrap_or_default()
+        self.services.read_locked().clone()
     }
 
     /// The last commit to the lake any service reported.

@@ -20,6 +20,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+use crate::sync::RwLockExt;
+
 pub use openapi::{openapi_router, ops_api, service_api};
 pub use server::{
     BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT, BodyTimeout, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT,
@@ -48,25 +50,18 @@ impl Readiness {
             ok,
             detail: detail.into(),
         };
-        if let Ok(mut checks) = self.checks.write() {
-            checks.insert(name.to_string(), state);
-        }
+        self.checks.write_locked().insert(name.to_string(), state);
     }
 
     /// Whether at least one check is registered and all are ok.
     pub fn is_ready(&self) -> bool {
-        self.checks
-            .read()
-            .map(|checks| !checks.is_empty() && checks.values().all(|check| check.ok))
-            .unwrap_or(false)
+        let checks = self.checks.read_locked();
+        !checks.is_empty() && checks.values().all(|check| check.ok)
     }
 
     /// A copy of every check's state.
     pub fn snapshot(&self) -> BTreeMap<String, CheckState> {
-        self.checks
-            .read()
-            .map(|checks| checks.clone())
-            .unwrap_or_default()
+        self.checks.read_locked().clone()
     }
 }
 

@@ -12,6 +12,7 @@ use stockstream_common::config::KafkaConfig;
 use stockstream_common::events::LakeCommitEvent;
 use stockstream_common::kafka::producer_config;
 use stockstream_common::lake::{FileRange, LakeStore, partition_path};
+use stockstream_common::sync::MutexExt;
 
 use super::catalog::CatalogPartition;
 use super::plan::is_data_file;
@@ -39,26 +40,22 @@ impl Generations {
                 )
             })
             .collect();
-        if let Ok(mut locations) = self.locations.lock() {
-            *locations = map;
-        }
+        *self.locations.locked() = map;
     }
 
     /// Records that `partition` is now read from `location` (or dropped, with `None`).
     pub fn set(&self, partition: &CatalogPartition, location: Option<&str>) {
-        if let Ok(mut locations) = self.locations.lock() {
-            let key = (partition.table.clone(), partition.path.clone());
-            match location {
-                Some(location) => locations.insert(key, location.to_string()),
-                None => locations.remove(&key),
-            };
-        }
+        let mut locations = self.locations.locked();
+        let key = (partition.table.clone(), partition.path.clone());
+        match location {
+            Some(location) => locations.insert(key, location.to_string()),
+            None => locations.remove(&key),
+        };
     }
 
     fn get(&self, table: &str, path: &str) -> Option<String> {
         self.locations
-            .lock()
-            .ok()?
+            .locked()
             .get(&(table.to_string(), path.to_string()))
             .cloned()
     }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use stockstream_common::catalog::{CATALOG_KEY, Catalog};
+use stockstream_common::sync::MutexExt;
 
 use super::{
     CatalogSnapshot, CatalogSource, CatalogTable, PartitionDef, Partitions, PendingPartitions,
@@ -121,9 +122,7 @@ impl CatalogSource for LocalCatalog {
         // The version is taken before reading: a change during the read is seen by the next poll.
         let version = self.version().await?;
         let snapshot = self.read().await?;
-        if let Ok(mut seen) = self.seen_version.lock() {
-            *seen = version;
-        }
+        *self.seen_version.locked() = version;
         Ok(snapshot)
     }
 
@@ -134,18 +133,12 @@ impl CatalogSource for LocalCatalog {
     ) -> Result<Option<CatalogSnapshot>> {
         // The document holds every partition: pending ones appear when it changes.
         let version = self.version().await?;
-        let unchanged = self
-            .seen_version
-            .lock()
-            .map(|seen| *seen == version)
-            .unwrap_or(false);
+        let unchanged = *self.seen_version.locked() == version;
         if unchanged {
             return Ok(None);
         }
         let snapshot = self.read().await?;
-        if let Ok(mut seen) = self.seen_version.lock() {
-            *seen = version;
-        }
+        *self.seen_version.locked() = version;
         Ok(Some(snapshot))
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use stockstream_common::catalog::Column;
 use stockstream_common::http::Readiness;
+use stockstream_common::sync::MutexExt;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -194,7 +195,8 @@ impl CatalogView {
     /// Records partitions that files were committed to but that were not visible, so the next
     /// poll asks the catalog about them, and polls soon.
     pub fn note_pending(&self, table: &str, partitions: impl IntoIterator<Item = Vec<String>>) {
-        if let Ok(mut pending) = self.pending.lock() {
+        {
+            let mut pending = self.pending.locked();
             let total: usize = pending.values().map(BTreeSet::len).sum();
             let entry = pending.entry(table.to_string()).or_default();
             for values in partitions
@@ -246,11 +248,7 @@ impl Refresher {
                 last_reload = tokio::time::Instant::now();
                 self.source.load().await.map(Some)
             } else {
-                let pending = self
-                    .pending
-                    .lock()
-                    .map(|pending| pending.clone())
-                    .unwrap_or_default();
+                let pending = self.pending.locked().clone();
                 let current = self.sender.borrow().clone();
                 self.source.poll(&current, &pending).await
             };
@@ -280,9 +278,7 @@ impl Refresher {
 
     /// Drops pending partitions that are now visible.
     fn forget_visible(&self, snapshot: &CatalogSnapshot) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
+        let mut pending = self.pending.locked();
         pending.retain(|table, partitions| {
             match snapshot.tables.get(table).map(|table| &table.partitions) {
                 Some(Partitions::Registered(registered)) => {

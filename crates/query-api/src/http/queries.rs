@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use stockstream_common::sync::MutexExt;
 
 use super::AppState;
 use super::formats::{columns_of, json_rows};
@@ -133,10 +134,7 @@ fn results_page(
     let (start, size) = page_bounds(&params)?;
     let entry = entry(app, id)?;
     ensure_succeeded(&entry, id)?;
-    let results = entry
-        .results
-        .lock()
-        .map_err(|_| Error::Internal("results lock poisoned".into()))?;
+    let results = entry.results.locked();
     let Some(results) = results.as_ref() else {
         return Err(no_stored_results(&entry, id));
     };
@@ -202,11 +200,7 @@ fn ensure_succeeded(entry: &Entry, id: &str) -> Result<()> {
 /// Why a succeeded query has no stored rows: answered in full in its response, or not yet handed
 /// to the registry by its collector.
 fn no_stored_results(entry: &Entry, id: &str) -> Error {
-    if entry
-        .answered
-        .lock()
-        .is_ok_and(|answered| answered.is_some())
-    {
+    if entry.answered.locked().is_some() {
         Error::NotFound(format!(
             "query `{id}` was answered in its response; only queries answered with 202 keep their rows"
         ))

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use stockstream_common::config::parse_duration;
 use stockstream_common::record::Quote;
+use stockstream_common::sync::MutexExt;
 use stockstream_common::{Error, Result};
 use tokio::sync::broadcast;
 
@@ -238,9 +239,7 @@ impl LiveFeed {
     /// Takes in a quote read from the topic and sends it to every stream.
     pub fn publish(&self, quote: LiveQuote) {
         let quote = Arc::new(quote);
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+        let mut state = self.state.locked();
         if state.position.covers(quote.partition, quote.offset) {
             return; // read again after a reconnect
         }
@@ -273,10 +272,7 @@ impl LiveFeed {
 
     /// Starts a stream: the snapshot, the quotes after `after` (when resuming) and a receiver.
     pub fn subscribe(&self, after: Option<&Cursor>) -> Subscription {
-        let state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let state = self.state.locked();
         let receiver = self.sender.subscribe();
         let (missed, resumed) = match after {
             None => (Vec::new(), true),
@@ -307,30 +303,22 @@ impl LiveFeed {
 
     /// The quotes in the history, oldest first.
     pub fn history(&self) -> Vec<Arc<LiveQuote>> {
-        self.state
-            .lock()
-            .map(|state| state.history.iter().cloned().collect())
-            .unwrap_or_default()
+        self.state.locked().history.iter().cloned().collect()
     }
 
     /// The oldest offset still in the history, per partition.
     pub fn history_start(&self) -> BTreeMap<i32, i64> {
-        self.state
-            .lock()
-            .map(|state| state.history_start.clone())
-            .unwrap_or_default()
+        self.state.locked().history_start.clone()
     }
 
     /// Symbols with a latest quote.
     pub fn symbols(&self) -> usize {
-        self.state.lock().map_or(0, |state| state.latest.len())
+        self.state.locked().latest.len()
     }
 
     /// What the tail has read so far.
     pub fn position(&self) -> Cursor {
-        self.state
-            .lock()
-            .map_or_else(|_| Cursor::default(), |state| state.position.clone())
+        self.state.locked().position.clone()
     }
 
     /// Streams currently receiving.

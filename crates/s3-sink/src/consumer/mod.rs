@@ -28,6 +28,7 @@ use stockstream_common::catalog::{columns_of, schema_fingerprint};
 use stockstream_common::http::Readiness;
 use stockstream_common::kafka::{Producer, consumer_config, producer_config};
 use stockstream_common::lake::LakeStore;
+use stockstream_common::sync::MutexExt;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -251,12 +252,7 @@ impl Sink {
             return;
         }
         self.last_lag_report = Instant::now();
-        let marks = consumer
-            .context()
-            .high_watermarks
-            .lock()
-            .map(|marks| marks.clone())
-            .unwrap_or_default();
+        let marks = consumer.context().high_watermarks.locked().clone();
         for partition in &self.assigned {
             // From the statistics callback: a blocking `fetch_watermarks` here would queue a
             // ListOffsets behind the long-poll Fetch on the same connection; when it timed out,

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
+use stockstream_common::sync::MutexExt;
 
 use super::Sink;
 
@@ -32,12 +33,11 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
 
 impl ClientContext for SinkContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        if let Ok(mut marks) = self.high_watermarks.lock() {
-            for topic in statistics.topics.values() {
-                for (partition, state) in &topic.partitions {
-                    if *partition >= 0 && state.hi_offset >= 0 {
-                        marks.insert(*partition, state.hi_offset);
-                    }
+        let mut marks = self.high_watermarks.locked();
+        for topic in statistics.topics.values() {
+            for (partition, state) in &topic.partitions {
+                if *partition >= 0 && state.hi_offset >= 0 {
+                    marks.insert(*partition, state.hi_offset);
                 }
             }
         }
@@ -46,18 +46,18 @@ impl ClientContext for SinkContext {
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance
-            && let Ok(mut notes) = self.notes.lock()
-        {
-            notes.push(RebalanceNote::Revoked(partitions_of(list)));
+        if let Rebalance::Revoke(list) = rebalance {
+            self.notes
+                .locked()
+                .push(RebalanceNote::Revoked(partitions_of(list)));
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance
-            && let Ok(mut notes) = self.notes.lock()
-        {
-            notes.push(RebalanceNote::Assigned(partitions_of(list)));
+        if let Rebalance::Assign(list) = rebalance {
+            self.notes
+                .locked()
+                .push(RebalanceNote::Assigned(partitions_of(list)));
         }
     }
 }
@@ -69,9 +69,9 @@ impl Sink {
         let notes = consumer
             .context()
             .notes
-            .lock()
-            .map(|mut notes| std::mem::take(&mut *notes))
-            .unwrap_or_default();
+            .locked()
+            .drain(..)
+            .collect::<Vec<_>>();
         for note in notes {
             match note {
                 RebalanceNote::Assigned(partitions) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use stockstream_common::sync::MutexExt;
 use tokio::sync::mpsc;
 
 use super::{Collected, Running, finished, with_query_id};
@@ -102,8 +103,6 @@ async fn store_results(
     stats.elapsed_ms = (chrono::Utc::now() - started)
         .to_std()
         .map_or(0.0, |elapsed| elapsed.as_secs_f64() * 1000.0);
-    if let Ok(mut results) = entry.results.lock() {
-        *results = Some(stored);
-    }
+    *entry.results.locked() = Some(stored);
     entry.set_answered(stats);
 }

@@ -43,6 +43,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 use stockstream_common::catalog::arrow_type;
+use stockstream_common::sync::RwLockExt;
 
 use super::store::LakeObjectStore;
 use crate::catalog::{CatalogTable, CatalogView, PartitionDef, Partitions, TableDef};
@@ -152,16 +153,11 @@ impl FileIndex {
 
     /// The current files of every table.
     pub fn snapshot(&self) -> Arc<IndexSnapshot> {
-        self.current
-            .read()
-            .map(|current| current.clone())
-            .unwrap_or_default()
+        self.current.read_locked().clone()
     }
 
     fn publish(&self, snapshot: IndexSnapshot) {
-        if let Ok(mut current) = self.current.write() {
-            *current = Arc::new(snapshot);
-        }
+        *self.current.write_locked() = Arc::new(snapshot);
         self.stats_wanted.notify_one();
     }
 

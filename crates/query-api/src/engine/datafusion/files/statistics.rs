@@ -13,6 +13,7 @@ use datafusion::execution::SessionStateBuilder;
 use futures::StreamExt;
 use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
+use stockstream_common::sync::RwLockExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{FileIndex, IndexSnapshot, PartitionFiles, TableFiles};
@@ -121,9 +122,7 @@ impl FileIndex {
             set_statistics(&mut next, footer);
         }
         let still_missing = next.files_without_statistics();
-        if let Ok(mut current) = self.current.write() {
-            *current = Arc::new(next);
-        }
+        *self.current.write_locked() = Arc::new(next);
         still_missing
     }
 }
