@@ -111,6 +111,24 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
         .map_err(|error| Error::config(key, format!("`{value}` is not a duration: {error}")))
 }
 
+/// Checks that `name` (the value of `key`) is a Glue/Athena database name: 1–255 lower-case
+/// letters, digits and underscores. The catalog service and the query API both check theirs.
+pub fn validate_database_name(key: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!("`{name}` is not a Glue database name (lower-case letters, digits, `_`)"),
+        ))
+    }
+}
+
 /// Kafka connection and topic settings (section `[kafka]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -265,12 +283,22 @@ fn validate_topic_name(key: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Where the lake is kept (`lake.backend`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LakeBackend {
+    /// A directory on a local filesystem (`lake.root`).
+    Local,
+    /// Amazon S3 or an S3-compatible store (`lake.bucket`, `lake.prefix`, …).
+    S3,
+}
+
 /// Raw lake section (`[lake]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LakeSection {
     /// `local` (a directory) or `s3` (Amazon S3 or an S3-compatible store).
-    pub backend: String,
+    pub backend: LakeBackend,
     /// Root directory of the local lake.
     pub root: PathBuf,
     /// S3: the bucket.
@@ -350,14 +378,14 @@ pub enum LakeConfig {
 impl LakeSection {
     /// Validates the raw section into a [`LakeConfig`].
     pub fn validate(self) -> Result<LakeConfig> {
-        match self.backend.as_str() {
-            "local" => {
+        match self.backend {
+            LakeBackend::Local => {
                 if self.root.as_os_str().is_empty() {
                     return Err(Error::config("lake.root", "must not be empty"));
                 }
                 Ok(LakeConfig::Local { root: self.root })
             }
-            "s3" => {
+            LakeBackend::S3 => {
                 let bucket = self
                     .bucket
                     .filter(|bucket| !bucket.is_empty())
@@ -379,10 +407,6 @@ impl LakeSection {
                     },
                 })
             }
-            other => Err(Error::config(
-                "lake.backend",
-                format!("unknown backend `{other}` (known: local, s3)"),
-            )),
         }
     }
 }

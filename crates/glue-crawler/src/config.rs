@@ -7,7 +7,7 @@ use serde::Deserialize;
 use stockstream_common::config::AwsEndpoint;
 use stockstream_common::config::{
     HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS, TelemetryConfig, load,
-    parse_duration,
+    parse_duration, validate_database_name,
 };
 use stockstream_common::lake::CompactionConfig;
 use stockstream_common::{Error, Result};
@@ -25,6 +25,7 @@ crawler_name = "stockstream-lake"
 crawler_role = ""
 crawler_debounce = "60s"
 poll_interval = "15s"
+drain_deadline = "30s"
 
 [http]
 listen = "127.0.0.1:9102"
@@ -43,11 +44,11 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCrawlerSection {
-    mode: String,
+    mode: ModeKind,
     database: String,
     group_id: String,
     batch_window: String,
-    strategy: String,
+    strategy: Strategy,
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
@@ -56,6 +57,15 @@ struct RawCrawlerSection {
     crawler_role: String,
     crawler_debounce: String,
     poll_interval: String,
+    drain_deadline: String,
+}
+
+/// Where the catalog is kept, as configured (`crawler.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ModeKind {
+    Local,
+    Glue,
 }
 
 /// Where the catalog is kept.
@@ -97,6 +107,9 @@ pub struct CrawlerConfig {
     pub batch_window: Duration,
     /// How often a running Glue crawler is polled (`glue` mode, `crawler` strategy).
     pub poll_interval: Duration,
+    /// How long a shutdown (SIGTERM) may take to finish the batch being applied before the
+    /// process gives up and exits non-zero.
+    pub drain_deadline: Duration,
 }
 
 impl Config {
@@ -105,18 +118,10 @@ impl Config {
         let defaults = format!("{SHARED_DEFAULTS}\n{CRAWLER_DEFAULTS}");
         let raw: RawConfig = load(&defaults, file)?;
         let crawler = &raw.crawler;
-        let mode = match crawler.mode.as_str() {
-            "local" => CatalogMode::Local,
-            "glue" => {
-                let strategy = Strategy::parse(&crawler.strategy).ok_or_else(|| {
-                    Error::config(
-                        "crawler.strategy",
-                        format!(
-                            "unknown strategy `{}` (known: partitions, projection, crawler)",
-                            crawler.strategy
-                        ),
-                    )
-                })?;
+        let mode = match crawler.mode {
+            ModeKind::Local => CatalogMode::Local,
+            ModeKind::Glue => {
+                let strategy = crawler.strategy;
                 if strategy == Strategy::Crawler && crawler.crawler_role.is_empty() {
                     return Err(Error::config(
                         "crawler.crawler_role",
@@ -138,28 +143,12 @@ impl Config {
                     )?,
                 })
             }
-            other => {
-                return Err(Error::config(
-                    "crawler.mode",
-                    format!("unknown mode `{other}` (known: local, glue)"),
-                ));
-            }
         };
         let poll_interval = parse_duration("crawler.poll_interval", &crawler.poll_interval)?;
         let database = raw.crawler.database;
-        let valid_name = !database.is_empty()
-            && database
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_name {
-            return Err(Error::config(
-                "crawler.database",
-                format!(
-                    "`{database}` must be lowercase letters, digits and `_` (Glue/Athena naming)"
-                ),
-            ));
-        }
+        validate_database_name("crawler.database", &database)?;
         let compaction = raw.lake.compaction.validate(&raw.lake.retention)?;
+        refuse_maintenance_without_locations(&mode, &compaction)?;
         Ok(Self {
             compaction,
             kafka: raw.kafka.validate()?,
@@ -171,10 +160,45 @@ impl Config {
                 group_id: raw.crawler.group_id,
                 batch_window: parse_duration("crawler.batch_window", &raw.crawler.batch_window)?,
                 poll_interval,
+                drain_deadline: parse_duration(
+                    "crawler.drain_deadline",
+                    &raw.crawler.drain_deadline,
+                )?,
             },
             http: raw.http,
         })
     }
+}
+
+/// Compaction and retention point a partition at other files in the catalog; the `projection`
+/// and `crawler` strategies derive every location from the lake's paths, so they cannot
+/// (see `GlueCatalog::compaction_refusal`). Refused at load time, naming both keys.
+fn refuse_maintenance_without_locations(
+    mode: &CatalogMode,
+    compaction: &CompactionConfig,
+) -> Result<()> {
+    let CatalogMode::Glue(settings) = mode else {
+        return Ok(());
+    };
+    if settings.strategy == Strategy::Partitions {
+        return Ok(());
+    }
+    let key = if compaction.enabled {
+        "lake.compaction.enabled"
+    } else if compaction.retention.is_some() {
+        "lake.retention.max_age"
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(
+        key,
+        format!(
+            "needs crawler.strategy = \"partitions\": with `{}` the catalog computes each \
+             partition's location from the lake's paths, so a partition cannot be pointed at \
+             compacted files",
+            settings.strategy.as_str()
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -194,6 +218,58 @@ mod tests {
                 "[crawler]\nbatch_window = \"soon\"\n",
                 &["crawler.batch_window"],
             ),
+        );
+    }
+
+    #[test]
+    fn choices_are_enums_whose_wrong_values_name_the_key() {
+        for (toml, key, value) in [
+            ("[crawler]\nmode = \"hive\"\n", "crawler.mode", "hive"),
+            (
+                "[crawler]\nmode = \"glue\"\nstrategy = \"guess\"\n",
+                "crawler.strategy",
+                "guess",
+            ),
+            ("[lake]\nbackend = \"ftp\"\n", "lake.backend", "ftp"),
+        ] {
+            stockstream_common::config_checks::check_config_key_errors(
+                "choices.toml",
+                Config::load,
+                ("[crawler]\nmod = \"glue\"\n", &["mod", "crawler"]),
+                (toml, &[key, value]),
+            );
+        }
+        for (strategy, maintenance, key) in [
+            (
+                "projection",
+                "[lake.compaction]\nenabled = true\n",
+                "lake.compaction.enabled",
+            ),
+            (
+                "crawler",
+                "[lake.retention]\nmax_age = \"30d\"\n",
+                "lake.retention.max_age",
+            ),
+        ] {
+            let toml = format!(
+                "[crawler]\nmode = \"glue\"\nstrategy = \"{strategy}\"\ncrawler_role = \"arn:aws:iam::1:role/r\"\n{maintenance}"
+            );
+            stockstream_common::config_checks::check_config_key_errors(
+                "maintenance.toml",
+                Config::load,
+                ("[crawler]\nmod = \"glue\"\n", &["mod", "crawler"]),
+                (&toml, &[key, "crawler.strategy"]),
+            );
+        }
+        let glue = "[crawler]\nmode = \"glue\"\nstrategy = \"projection\"\n";
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let path = directory.path().join("glue.toml");
+        std::fs::write(&path, glue).expect("write the configuration");
+        let config = Config::load(Some(&path)).expect("glue mode loads");
+        assert!(
+            matches!(&config.crawler.mode, CatalogMode::Glue(glue) if glue.strategy == Strategy::Projection),
+            "{:?}",
+            config.crawler.mode
         );
     }
 

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stockstream_common::shutdown::run_service;
@@ -68,7 +67,7 @@ fn main() -> ExitCode {
         Command::Run => run_service(
             "stockstream-glue-crawler",
             &telemetry,
-            Duration::from_secs(30),
+            config.crawler.drain_deadline,
             |shutdown| run(config, shutdown),
         ),
         Command::Crawl { dry_run } => one_shot(async move {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use stockstream_common::config::{
     AwsEndpoint, HttpConfig, KafkaConfig, LakeConfig, LakeSection, SHARED_DEFAULTS,
-    TelemetryConfig, load, parse_duration,
+    TelemetryConfig, load, parse_duration, validate_database_name,
 };
 use stockstream_common::lake::PartitionTemplate;
 /// A bearer token (`query.auth_tokens`); its `Debug` output never shows the value.
@@ -47,6 +47,7 @@ max_stored_queries = 1000
 max_stored_result_bytes = 268435456
 auth_tokens = []
 cors_origins = []
+drain_deadline = "35s"
 
 [query.glue]
 
@@ -112,6 +113,7 @@ struct RawQuerySection {
     max_stored_result_bytes: usize,
     auth_tokens: StringList,
     cors_origins: StringList,
+    drain_deadline: String,
     glue: RawGlueSection,
     athena: RawAthenaSection,
 }
@@ -280,6 +282,10 @@ pub struct QueryConfig {
     pub max_stored_result_bytes: NonZeroUsize,
     /// Bearer tokens accepted on `/v1/*`; empty means no authentication.
     pub auth_tokens: Vec<Secret>,
+    /// How long a shutdown (SIGTERM) waits for open requests (a running query, a live stream)
+    /// before the process gives up and exits non-zero; longer than `timeout` by default, so a
+    /// query already running can finish.
+    pub drain_deadline: Duration,
     /// Origins allowed by CORS (`*` for any); empty means no CORS headers.
     pub cors_origins: Vec<String>,
     /// Region and endpoint of the Glue Data Catalog (`catalog = "glue"`).
@@ -329,7 +335,7 @@ fn non_zero(key: &str, value: usize) -> Result<NonZeroUsize> {
 }
 
 fn validate_query(query: RawQuerySection) -> Result<QueryConfig> {
-    validate_database(&query.database)?;
+    validate_database_name("query.database", &query.database)?;
     let max_rows = non_zero("query.max_rows", query.max_rows)?;
     let max_rows_limit = non_zero("query.max_rows_limit", query.max_rows_limit)?;
     if max_rows > max_rows_limit {
@@ -375,6 +381,7 @@ fn validate_query(query: RawQuerySection) -> Result<QueryConfig> {
         )?,
         auth_tokens,
         cors_origins: query.cors_origins.into_vec(),
+        drain_deadline: parse_duration("query.drain_deadline", &query.drain_deadline)?,
         glue: AwsEndpoint {
             region: optional(query.glue.region),
             endpoint: optional(query.glue.endpoint),
@@ -450,23 +457,6 @@ fn validate_athena(athena: RawAthenaSection) -> Result<AthenaConfig> {
         poll_max,
         result_reuse_max_age,
     })
-}
-
-/// Glue database names: lower-case letters, digits and underscores (as the catalog service checks).
-fn validate_database(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::config(
-            "query.database",
-            format!("`{name}` is not a Glue database name (lower-case letters, digits, `_`)"),
-        ))
-    }
 }
 
 #[cfg(test)]

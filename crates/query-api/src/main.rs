@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use stockstream_common::shutdown::run_service;
@@ -36,7 +35,7 @@ fn main() -> ExitCode {
     run_service(
         "stockstream-query-api",
         &telemetry,
-        Duration::from_secs(35),
+        config.query.drain_deadline,
         |shutdown| run(config, shutdown),
     )
 }

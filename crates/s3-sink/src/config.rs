@@ -24,6 +24,7 @@ poll_timeout = "100ms"
 session_timeout = "10s"
 dead_letter_tolerance = "all"
 partition_template = "symbol={symbol}/year={year}"
+drain_deadline = "60s"
 
 [http]
 listen = "127.0.0.1:9101"
@@ -52,6 +53,7 @@ struct RawSinkSection {
     session_timeout: String,
     dead_letter_tolerance: String,
     partition_template: String,
+    drain_deadline: String,
 }
 
 /// The sink's validated configuration.
@@ -97,6 +99,9 @@ pub struct SinkConfig {
     /// or `date={yyyy-mm-dd}` (see [`PartitionTemplate`]). A lake keeps the layout it was
     /// created with: the sink refuses to start with another one.
     pub partition_template: PartitionTemplate,
+    /// How long a shutdown (SIGTERM) may take to flush buffers and commit before the process
+    /// gives up and exits non-zero.
+    pub drain_deadline: Duration,
 }
 
 impl Config {
@@ -124,6 +129,7 @@ impl Config {
                 row_group_size: non_zero("sink.row_group_size", sink.row_group_size)?,
                 poll_timeout: parse_duration("sink.poll_timeout", &sink.poll_timeout)?,
                 session_timeout: parse_duration("sink.session_timeout", &sink.session_timeout)?,
+                drain_deadline: parse_duration("sink.drain_deadline", &sink.drain_deadline)?,
                 partition_template: sink
                     .partition_template
                     .parse()

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use stockstream_common::shutdown::run_service;
@@ -15,14 +14,6 @@ struct Args {
     /// TOML configuration file; `STOCKSTREAM__SECTION__KEY` variables override it.
     #[arg(long, env = "STOCKSTREAM_CONFIG")]
     config: Option<PathBuf>,
-    /// How long a shutdown may take to flush buffers and commit before the process gives up.
-    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
-    drain_deadline: Duration,
-}
-
-fn humantime_duration(value: &str) -> Result<Duration, String> {
-    stockstream_common::config::parse_duration("--drain-deadline", value)
-        .map_err(|error| error.to_string())
 }
 
 fn main() -> ExitCode {
@@ -38,7 +29,7 @@ fn main() -> ExitCode {
     run_service(
         "stockstream-s3-sink",
         &telemetry,
-        args.drain_deadline,
+        config.sink.drain_deadline,
         |shutdown| run(config, shutdown),
     )
 }

@@ -34,6 +34,7 @@ use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_glue::types::{
     Column as GlueColumn, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput,
 };
+use stockstream_common::aws_error::AwsErrorKind;
 use stockstream_common::catalog::{Column, Storage};
 use stockstream_common::config::AwsEndpoint;
 use stockstream_common::events::LakeCommitEvent;
@@ -49,8 +50,9 @@ use self::projection::projection_parameters;
 /// event with an older schema never reverts a newer one).
 const SCHEMA_COMMITTED_AT: &str = "stockstream.schema_committed_at";
 
-/// How the Glue catalog learns about new data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the Glue catalog learns about new data (`crawler.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Register partitions directly (`BatchCreatePartition`).
     Partitions,
@@ -61,13 +63,12 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Parses the configuration value.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "partitions" => Some(Self::Partitions),
-            "projection" => Some(Self::Projection),
-            "crawler" => Some(Self::Crawler),
-            _ => None,
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Partitions => "partitions",
+            Self::Projection => "projection",
+            Self::Crawler => "crawler",
         }
     }
 }
@@ -143,9 +144,23 @@ pub struct GlueCatalog {
     crawler: CrawlerTrigger,
 }
 
-fn glue_error(operation: &'static str, error: impl std::error::Error) -> Error {
+/// A Glue request's failure, classified by its error code and HTTP status.
+fn glue_error<E>(operation: &'static str, error: aws_sdk_glue::error::SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     Error::Glue {
         operation,
+        kind: AwsErrorKind::of(&error),
+        message: DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// A Glue request that could not be built (a required field missing).
+fn glue_build_error(what: &'static str, error: aws_sdk_glue::error::BuildError) -> Error {
+    Error::Glue {
+        operation: what,
+        kind: AwsErrorKind::Rejected,
         message: DisplayErrorContext(error).to_string(),
     }
 }
@@ -164,7 +179,7 @@ fn glue_columns(columns: &[Column]) -> Result<Vec<GlueColumn>> {
                 .name(&column.name)
                 .r#type(&column.data_type)
                 .build()
-                .map_err(|error| glue_error("building a column", error))
+                .map_err(|error| glue_build_error("building a column", error))
         })
         .collect()
 }
@@ -281,7 +296,7 @@ impl GlueCatalog {
                     .name(&self.database)
                     .description("stockstream market data lake")
                     .build()
-                    .map_err(|error| glue_error("building the database", error))?;
+                    .map_err(|error| glue_build_error("building the database", error))?;
                 match self
                     .client
                     .create_database()
@@ -395,7 +410,7 @@ impl GlueCatalog {
         }
         let input = input
             .build()
-            .map_err(|error| glue_error("building the table", error))?;
+            .map_err(|error| glue_build_error("building the table", error))?;
         if exists {
             self.update_table(input).await?;
             tracing::info!(table, fingerprint = %event.schema_fingerprint, "Glue table schema updated");
