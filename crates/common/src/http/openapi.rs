@@ -2,11 +2,11 @@
 //! whole description (its own endpoints merged with these), so every endpoint a service serves is
 //! documented and can be checked against its description (schemathesis does in `make test`).
 
-use std::sync::Arc;
-
 use axum::Router;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use bytes::Bytes;
 use utoipa::OpenApi;
 
 use super::{CheckState, LiveAnswer, ReadyAnswer};
@@ -34,14 +34,30 @@ pub fn service_api(title: &str, description: &str) -> utoipa::openapi::OpenApi {
     api
 }
 
-/// `GET /openapi.json` answering `api`.
+/// `GET /openapi.json` answering `api`, serialized once: the description does not change while
+/// the service runs.
 pub fn openapi_router(api: utoipa::openapi::OpenApi) -> Router {
-    let api = Arc::new(api);
+    let document = serde_json::to_vec(&api)
+        .map(Bytes::from)
+        .map_err(|error| error.to_string());
     Router::new().route(
         "/openapi.json",
         get(move || {
-            let api = api.clone();
-            async move { axum::Json(api.as_ref().clone()).into_response() }
+            let document = document.clone();
+            async move {
+                match document {
+                    Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                    Err(message) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(serde_json::json!({"error": {
+                            "kind": "internal",
+                            "message": format!("the OpenAPI description cannot be serialized: {message}"),
+                            "retryable": false,
+                        }})),
+                    )
+                        .into_response(),
+                }
+            }
         }),
     )
 }
