@@ -18,8 +18,9 @@
 //! - `count`: how many records a topic holds (used by `make run` to wait for the lake).
 //!
 //! Files:
-//! - `lib.rs` (this overview), `main.rs` (the command line: one function per command, exit
-//!   codes), `config.rs` (`[ingest]`, `[http]` and the shared sections), `error.rs`;
+//! - `lib.rs` (this overview and [`run`], the push service), `main.rs` (parses the command
+//!   line and runs the service or a command), `cli.rs` (the arguments, one function per one-shot
+//!   command, exit codes), `config.rs` (`[ingest]`, `[http]` and the shared sections), `error.rs`;
 //! - `sources/` — where bytes come from: `mod.rs` (a source and how to open it), `local.rs`
 //!   (files, directories and globs), `compression.rs` (gzip and zstd), `s3.rs` (objects);
 //! - `sniff.rs` — per-file inference of delimiter, decimal separator, date format and columns;
@@ -35,6 +36,7 @@
 //!   readiness), `push.rs` (the `POST /v1/quotes` handler), `body.rs` (JSON, NDJSON and CSV
 //!   bodies).
 
+pub mod cli;
 pub mod config;
 pub mod emit;
 pub mod error;
@@ -52,3 +54,9 @@ pub use crate::generate::{
     FileFormat, GenerateOptions, QuoteGenerator, StreamSummary, stream, write_csv, write_file,
 };
 pub use crate::replay::{FileSummary, Mode, ReplayOptions, ReplaySummary, replay};
+
+/// Runs the push service (`stockstream-ingest serve`) until `shutdown`, then drains: stops
+/// accepting requests, answers the open ones and flushes the producer.
+pub async fn run(config: Config, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
+    serve::serve(config, shutdown).await
+}
