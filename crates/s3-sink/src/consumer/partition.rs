@@ -18,7 +18,7 @@ use crate::progress::{FlushIntent, latest_intent};
 use crate::writer::{FLUSH_WORKSPACE_PER_ROW, encode_files};
 
 /// What to do with a consumed message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// The lake already holds it.
     Skip,
@@ -48,6 +48,32 @@ impl Resume {
         match self {
             Resume::From(next) => *next,
             Resume::Redo { intent, .. } => intent.start_offset,
+        }
+    }
+
+    /// Where the consumer must move when the partition's first message after an assignment is
+    /// at `offset`: forwards past what the lake holds, or to the start of an unfinished flush
+    /// (backwards too); `None` when it already stands there or beyond.
+    fn seek_target(&self, offset: i64) -> Option<i64> {
+        match self {
+            Resume::From(next) if offset < *next => Some(*next),
+            Resume::Redo { intent, .. } if offset != intent.start_offset => {
+                Some(intent.start_offset)
+            }
+            _ => None,
+        }
+    }
+
+    /// What to do with the message at `offset`.
+    fn step(&self, offset: i64) -> Step {
+        match self {
+            Resume::Redo { intent, .. } if offset < intent.start_offset => Step::Skip,
+            Resume::Redo { intent, .. } if offset <= intent.end_offset => Step::CollectRedo {
+                last: offset == intent.end_offset,
+            },
+            Resume::Redo { .. } => Step::FinishRedoThenBuffer,
+            Resume::From(next) if offset < *next => Step::Skip,
+            Resume::From(_) => Step::Buffer,
         }
     }
 }
@@ -167,15 +193,10 @@ impl Sink {
         if self.position(consumer, partition, offset) {
             return Ok(());
         }
-        let step = match self.partitions.get(&partition).map(|state| &state.resume) {
-            Some(Resume::Redo { intent, .. }) if offset < intent.start_offset => Step::Skip,
-            Some(Resume::Redo { intent, .. }) if offset <= intent.end_offset => Step::CollectRedo {
-                last: offset == intent.end_offset,
-            },
-            Some(Resume::Redo { .. }) => Step::FinishRedoThenBuffer,
-            Some(Resume::From(next)) if offset < *next => Step::Skip,
-            _ => Step::Buffer,
-        };
+        let step = self
+            .partitions
+            .get(&partition)
+            .map_or(Step::Buffer, |state| state.resume.step(offset));
         match step {
             Step::Skip => {
                 metrics::skipped_already_in_lake(1);
@@ -243,10 +264,8 @@ impl Sink {
             return false;
         }
         state.positioned = true;
-        let target = match &state.resume {
-            Resume::From(next) if offset < *next => *next,
-            Resume::Redo { intent, .. } if offset != intent.start_offset => intent.start_offset,
-            _ => return false,
+        let Some(target) = state.resume.seek_target(offset) else {
+            return false;
         };
         if !seek(consumer, self.topic(), partition, offset, target) {
             return false;
@@ -332,5 +351,69 @@ fn heap_block(size: usize) -> usize {
         0
     } else {
         (size + 8).next_multiple_of(16).max(32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn redo(start: i64, end: i64) -> Resume {
+        Resume::Redo {
+            intent: FlushIntent::new("quotes", 0, start, end, Utc::now(), Vec::new()),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn after_a_finished_flush_the_lake_s_records_are_skipped_and_the_rest_buffered() {
+        let resume = Resume::From(100);
+        assert_eq!(resume.next_offset(), 100);
+        assert_eq!(resume.step(0), Step::Skip);
+        assert_eq!(resume.step(99), Step::Skip);
+        assert_eq!(resume.step(100), Step::Buffer);
+        assert_eq!(resume.step(5000), Step::Buffer);
+        assert_eq!(Resume::From(0).step(0), Step::Buffer);
+    }
+
+    #[test]
+    fn the_first_message_decides_whether_the_consumer_seeks() {
+        let resume = Resume::From(100);
+        // Behind the lake: jump forwards over what the lake holds.
+        assert_eq!(resume.seek_target(0), Some(100));
+        assert_eq!(resume.seek_target(99), Some(100));
+        // At or past it (records deleted by retention, say): stay.
+        assert_eq!(resume.seek_target(100), None);
+        assert_eq!(resume.seek_target(250), None);
+        // An unfinished flush is re-read from its start, backwards or forwards.
+        let unfinished = redo(40, 60);
+        assert_eq!(unfinished.next_offset(), 40);
+        assert_eq!(unfinished.seek_target(90), Some(40));
+        assert_eq!(unfinished.seek_target(10), Some(40));
+        assert_eq!(unfinished.seek_target(40), None);
+    }
+
+    #[test]
+    fn an_unfinished_flush_is_collected_then_finished() {
+        let resume = redo(40, 60);
+        assert_eq!(resume.step(39), Step::Skip);
+        assert_eq!(resume.step(40), Step::CollectRedo { last: false });
+        assert_eq!(resume.step(59), Step::CollectRedo { last: false });
+        assert_eq!(resume.step(60), Step::CollectRedo { last: true });
+        // Compacted or deleted offsets left a gap: the first record past the range finishes
+        // the redo with what Kafka still holds, then is buffered.
+        assert_eq!(resume.step(61), Step::FinishRedoThenBuffer);
+        // A one-record flush is complete with its only record.
+        assert_eq!(redo(7, 7).step(7), Step::CollectRedo { last: true });
+    }
+
+    #[test]
+    fn heap_blocks_follow_the_allocator_s_granularity() {
+        assert_eq!(heap_block(0), 0);
+        assert_eq!(heap_block(3), 32);
+        assert_eq!(heap_block(24), 32);
+        assert_eq!(heap_block(25), 48);
     }
 }
