@@ -97,3 +97,86 @@ pub async fn apply_events(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poison::blamed_key;
+    use crate::test_lake::{TABLE, TestLake};
+
+    const DATABASE: &str = "stockstream";
+
+    #[tokio::test]
+    async fn events_create_the_table_then_register_each_partition_once() {
+        let lake = TestLake::new();
+        let events = [
+            lake.commit("HSI", 1987, 0..3).await,
+            lake.commit("HSI", 1988, 3..5).await,
+            // A second file of a known partition registers nothing new.
+            lake.commit("HSI", 1988, 5..7).await,
+        ];
+        let mut catalog = Catalog::default();
+        let outcome = apply_events(&mut catalog, DATABASE, &events, lake.store())
+            .await
+            .expect("applies");
+        assert_eq!(
+            outcome,
+            ApplyOutcome {
+                tables_created: 1,
+                schemas_updated: 0,
+                partitions_added: 2,
+            }
+        );
+        let table = catalog.table(DATABASE, TABLE).expect("the table");
+        assert_eq!(
+            table.partitions.keys().collect::<Vec<_>>(),
+            ["symbol=HSI/year=1987", "symbol=HSI/year=1988"]
+        );
+        assert!(table.columns.iter().any(|column| column.name == "close"));
+        assert_eq!(
+            table.parameters[FINGERPRINT_PARAMETER],
+            events[0].schema_fingerprint
+        );
+        let again = apply_events(&mut catalog, DATABASE, &events, lake.store())
+            .await
+            .expect("applies again");
+        assert!(!again.changed(), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_new_partition_whose_file_is_gone_is_blamed_on_that_file() {
+        let lake = TestLake::new();
+        let kept = lake.commit("HSI", 1987, 0..3).await;
+        let gone = lake.commit("HSI", 1990, 3..5).await;
+        lake.store()
+            .delete(&gone.object_key)
+            .await
+            .expect("deleted");
+        let mut catalog = Catalog::default();
+        let error = apply_events(&mut catalog, DATABASE, &[kept, gone.clone()], lake.store())
+            .await
+            .expect_err("a missing file");
+        assert_eq!(
+            blamed_key(&error),
+            Some(gone.object_key.as_str()),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn another_schema_fingerprint_updates_the_table_from_the_file() {
+        let lake = TestLake::new();
+        let mut catalog = Catalog::default();
+        let first = lake.commit("HSI", 1987, 0..3).await;
+        apply_events(&mut catalog, DATABASE, &[first], lake.store())
+            .await
+            .expect("applies");
+        let mut changed = lake.commit("HSI", 1988, 3..5).await;
+        changed.schema_fingerprint = "written by a newer sink".into();
+        let outcome = apply_events(&mut catalog, DATABASE, &[changed], lake.store())
+            .await
+            .expect("applies");
+        assert_eq!(outcome.schemas_updated, 1, "{outcome:?}");
+        assert_eq!(outcome.partitions_added, 1, "{outcome:?}");
+    }
+}

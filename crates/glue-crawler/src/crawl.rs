@@ -283,3 +283,70 @@ fn infer_partition_keys<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::test_lake::{TABLE, TestLake};
+
+    const DATABASE: &str = "stockstream";
+
+    #[tokio::test]
+    async fn a_crawl_finds_partitions_and_columns_and_reports_what_changed() {
+        let lake = TestLake::new();
+        lake.commit("HSI", 1987, 0..3).await;
+        let gone = lake.commit("N225", 1990, 3..6).await;
+        // Folders starting with `_` are not tables or partitions; other files are not data.
+        for key in [
+            "_stockstream/catalog/catalog.json",
+            "quotes/_tmp/x.parquet",
+            "quotes/notes.txt",
+        ] {
+            lake.store()
+                .put(key, Bytes::from_static(b"{}"))
+                .await
+                .expect("written");
+        }
+
+        let (catalog, report) = crawl(lake.store(), DATABASE, None).await.expect("crawls");
+        assert_eq!(report.tables, [TABLE]);
+        assert_eq!(
+            report.partitions_added,
+            [
+                "quotes/symbol=HSI/year=1987",
+                "quotes/symbol=N225/year=1990"
+            ]
+        );
+        assert!(report.inconsistencies.is_empty(), "{report:?}");
+        let table = catalog.table(DATABASE, TABLE).expect("the table");
+        let keys: Vec<(&str, &str)> = table
+            .partition_keys
+            .iter()
+            .map(|key| (key.name.as_str(), key.data_type.as_str()))
+            .collect();
+        assert_eq!(keys, [("symbol", "string"), ("year", "int")]);
+        assert!(table.columns.iter().any(|column| column.name == "volume"));
+
+        let (again, report) = crawl(lake.store(), DATABASE, Some(&catalog))
+            .await
+            .expect("crawls again");
+        assert_eq!(again, catalog);
+        assert!(
+            report.partitions_added.is_empty()
+                && report.partitions_removed.is_empty()
+                && report.tables_changed.is_empty(),
+            "{report:?}"
+        );
+
+        lake.store()
+            .delete(&gone.object_key)
+            .await
+            .expect("deleted");
+        let (_, report) = crawl(lake.store(), DATABASE, Some(&again))
+            .await
+            .expect("crawls after a deletion");
+        assert_eq!(report.partitions_removed, ["quotes/symbol=N225/year=1990"]);
+    }
+}

@@ -12,8 +12,9 @@
 //!   [`glue`]: `partitions` (register partitions with `BatchCreatePartition`), `projection`
 //!   (Athena partition projection, nothing to register) or `crawler` (a Glue crawler started,
 //!   debounced, when new data arrive). A batch Glue refuses (throttling, an outage, missing
-//!   permissions) is retried with backoff, its offsets stay uncommitted, and `/health/readyz`
-//!   reports the error until it succeeds.
+//!   permissions; Glue's error codes decide, `stockstream_common::aws_error`) is retried with
+//!   backoff, its offsets stay uncommitted, and `/health/readyz` reports the error until it
+//!   succeeds.
 //! - `crawl` rebuilds the local catalog from the lake alone (repairing missed events); `sync`
 //!   reconciles Glue with the lake; `show` prints the local catalog.
 //!
@@ -33,6 +34,8 @@
 //! - `glue/`: the Glue catalog (`mod.rs` settings, databases and tables; `partitions.rs`,
 //!   `projection.rs`, `crawler.rs`, one per strategy; `relocate.rs`, compaction's swaps).
 //! - `config.rs`, `error.rs`, `metrics.rs`: settings, errors, Prometheus metrics.
+//! - `test_lake.rs` (tests only): a temporary lake in the sink's layout and the events announcing
+//!   its files, for the unit tests of `apply.rs` and `crawl.rs`.
 
 mod apply;
 mod backend;
@@ -47,6 +50,8 @@ mod metrics;
 mod poison;
 mod sync;
 mod tables;
+#[cfg(test)]
+mod test_lake;
 
 use stockstream_common::catalog::Catalog;
 use stockstream_common::http::{Readiness, openapi_router, ops_router, serve_while, service_api};
