@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result, ensure};
 
 use crate::ingest::Ingest;
-use crate::{TopicRecord, read_topic, test_data};
+use crate::{SLICE_ROWS, TopicRecord, read_topic, test_data};
 
 /// A row of the real slice, read with plain string splitting.
 #[derive(Debug, Clone)]
@@ -50,7 +50,11 @@ pub fn slice() -> Result<Vec<SliceRow>> {
             values: fields[2..].iter().map(|value| value.to_string()).collect(),
         });
     }
-    ensure!(rows.len() == 5693, "the slice has {} rows", rows.len());
+    ensure!(
+        rows.len() as u64 == SLICE_ROWS,
+        "the slice has {} rows",
+        rows.len()
+    );
     Ok(rows)
 }
 

@@ -1,7 +1,8 @@
 //! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
 //! the Python interpreter with the independent clients, moto, the release tarball under test
 //! (`release.rs`), and small helpers. Every process a test spawns is a [`TestProcess`]
-//! (`process.rs`), killed and reaped when the test ends, fails or panics.
+//! (`process.rs`), killed and reaped when the test ends, fails or panics; `metrics.rs` reads
+//! `/metrics`.
 //!
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
@@ -10,6 +11,7 @@ pub mod answers;
 pub mod bench_query;
 pub mod http;
 pub mod lake;
+pub mod metrics;
 pub mod process;
 pub mod sse;
 pub mod stack;
@@ -50,6 +52,9 @@ pub fn test_data() -> PathBuf {
         "point it at indexProcessed-HSI-1986-2010.csv (the Makefile sets it to ../shared/data/…); run the tests with `make test`",
     )
 }
+
+/// Rows of the real slice ([`test_data`]): the Hang Seng index's trading days, 1986–2010.
+pub const SLICE_ROWS: u64 = 5693;
 
 /// The Python interpreter that has duckdb and confluent-kafka (`STOCKSTREAM_PYTHON`).
 pub fn python() -> PathBuf {

@@ -13,7 +13,8 @@ use stockstream_common::lake::PartitionTemplate;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Tansu, free_port, http_get, kafka_config, query};
+use crate::metrics::read_metric;
+use crate::{SLICE_ROWS, Tansu, free_port, kafka_config, query};
 
 /// The in-process services of one test.
 #[derive(Debug)]
@@ -179,7 +180,7 @@ pub async fn replayed_slice(
         false,
     )
     .await?;
-    assert_eq!(summary.produced, 5693);
+    assert_eq!(summary.produced, SLICE_ROWS);
     Ok((broker, kafka, work))
 }
 
@@ -229,12 +230,8 @@ pub async fn wait_for_count(
 
 /// The sink's `stockstream_sink_records_skipped_total` (process-wide), read from `/metrics`.
 pub async fn skipped_records(api: SocketAddr) -> Result<u64> {
-    let (_, metrics) = http_get(api, "/metrics").await?;
-    Ok(metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("stockstream_sink_records_skipped_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64))
+    let skipped = read_metric(api, "stockstream_sink_records_skipped_total").await?;
+    Ok(skipped as u64)
 }
 
 impl Drop for Services {

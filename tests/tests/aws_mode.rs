@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use stockstream_e2e::{
-    Moto, Tansu, TestProcess, csv_facts, free_port, query, release_tarball, test_data,
+    Moto, SLICE_ROWS, Tansu, TestProcess, csv_facts, free_port, query, release_tarball, test_data,
 };
 
 const BUCKET: &str = "stockstream-lake-e2e";
@@ -231,7 +231,7 @@ async fn the_aws_mode_from_the_release_env_files_on_moto() -> Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     let summary: Value = serde_json::from_slice(&output.stdout)?;
-    ensure!(summary["produced"] == 5693, "{summary}");
+    ensure!(summary["produced"] == SLICE_ROWS, "{summary}");
 
     // The sink (S3 lake) and the catalog service (Glue), as their units start them.
     let mut services = Vec::new();
@@ -267,7 +267,7 @@ async fn the_aws_mode_from_the_release_env_files_on_moto() -> Result<()> {
         }
         ensure!(
             Instant::now() < deadline,
-            "DataFusion over S3 + Glue never answered 5693 rows: {answer:?}"
+            "DataFusion over S3 + Glue never answered {SLICE_ROWS} rows: {answer:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -294,10 +294,11 @@ async fn the_aws_mode_from_the_release_env_files_on_moto() -> Result<()> {
     ensure!(env["STOCKSTREAM__QUERY__ENGINE"] == "athena", "{env:?}");
     let mut athena = Service::start(&release, "query-api", &env, address)?;
     athena.ready().await?;
-    moto.queue_athena_result(&[("rows", "bigint")], &[vec![Some("5693")]])
+    let slice_rows = SLICE_ROWS.to_string();
+    moto.queue_athena_result(&[("rows", "bigint")], &[vec![Some(slice_rows.as_str())]])
         .await?;
     let answer = query(address, "SELECT count(*) AS rows FROM quotes").await?;
-    ensure!(answer["rows"] == json!([[5693]]), "{answer}");
+    ensure!(answer["rows"] == json!([[SLICE_ROWS]]), "{answer}");
     ensure!(answer["stats"]["engine"] == "athena", "{answer}");
     let id = answer["stats"]["athena_query_id"]
         .as_str()
@@ -329,7 +330,7 @@ async fn the_aws_mode_from_the_release_env_files_on_moto() -> Result<()> {
         service.stop()?;
     }
     println!(
-        "AWS mode from the release's env files: 5693 rows through ingest, the S3 sink and Glue; DataFusion and Athena answered"
+        "AWS mode from the release's env files: {SLICE_ROWS} rows through ingest, the S3 sink and Glue; DataFusion and Athena answered"
     );
     Ok(())
 }

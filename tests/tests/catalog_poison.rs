@@ -12,10 +12,9 @@ use stockstream_common::catalog::{CATALOG_KEY, Catalog};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics, producer_config};
 use stockstream_common::lake::{LocalStore, PartitionTemplate};
 use stockstream_common::record::Quote;
+use stockstream_e2e::metrics::read_metric;
 use stockstream_e2e::stack::{start_services, stop, wait_for_count};
-use stockstream_e2e::{
-    Tansu, commit_quotes_file, http_get, kafka_config, read_topic, sample_quote,
-};
+use stockstream_e2e::{Tansu, commit_quotes_file, kafka_config, read_topic, sample_quote};
 
 async fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
     producer
@@ -144,14 +143,14 @@ async fn poison_commit_events_are_set_aside_and_the_catalog_keeps_going() -> Res
             record.headers
         );
     }
-    let (_, metrics) = http_get(
+    let dead_lettered = read_metric(
         services.crawler_url.trim_start_matches("http://").parse()?,
-        "/metrics",
+        "stockstream_catalog_events_dead_lettered_total",
     )
     .await?;
     ensure!(
-        metrics.contains("stockstream_catalog_events_dead_lettered_total 4"),
-        "metrics do not count 4 dead letters:\n{metrics}"
+        dead_lettered == 4.0,
+        "metrics count {dead_lettered} dead letters, not 4"
     );
     println!(
         "catalog service: 4 poison events set aside with their reasons, 10 of 10 quotes queryable"

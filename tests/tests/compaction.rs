@@ -19,6 +19,7 @@ use stockstream_common::lake::{
     CompactionSection, LakeStore, LocalStore, PartitionTemplate, RetentionSection, open_store,
 };
 use stockstream_e2e::lake::{LakeShape, catalog_lake, quotes_of, write_lake};
+use stockstream_e2e::metrics::metric_value;
 use stockstream_e2e::stack::{start_services_full, stop};
 use stockstream_e2e::{
     Moto, Tansu, TestProcess, commit_quotes_file, http_get, kafka_config, lake_report, query,
@@ -42,16 +43,6 @@ fn eager(grace: &str) -> CompactionSection {
         max_partitions: 64,
         ..CompactionSection::default()
     }
-}
-
-/// A counter or gauge from a Prometheus text page (0 when absent).
-fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.strip_prefix(name))
-        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Per-symbol (rows, sum of volume) answered by the query API.
@@ -153,8 +144,8 @@ async fn compaction_under_live_writes_never_counts_a_row_twice_or_loses_one() ->
 
     // Swaps happened while the loop ran, and the lake reads whole.
     let metrics = reqwest_text(&services.crawler_url, "/metrics").await?;
-    let swaps = metric(&metrics, "stockstream_compaction_partitions_total");
-    let late = metric(&metrics, "stockstream_compaction_late_files_total");
+    let swaps = metric_value(&metrics, "stockstream_compaction_partitions_total");
+    let late = metric_value(&metrics, "stockstream_compaction_late_files_total");
     println!(
         "{queries} query rounds, {swaps} partition swaps, {late} late files copied, final count {previous_total}"
     );
@@ -162,7 +153,7 @@ async fn compaction_under_live_writes_never_counts_a_row_twice_or_loses_one() ->
         swaps >= 5.0,
         "only {swaps} compactions ran while the sink wrote"
     );
-    ensure!(metric(&metrics, "stockstream_lake_files") > 0.0);
+    ensure!(metric_value(&metrics, "stockstream_lake_files") > 0.0);
     let report = lake_report(&lake, &kafka)?;
     assert_eq!(report["rows"], expected, "{report}");
     assert_eq!(report["duplicates"], 0, "{report}");

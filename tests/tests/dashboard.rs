@@ -16,7 +16,7 @@ use stockstream_e2e::sse::SseClient;
 use stockstream_e2e::stack::{
     ingest_config, replay, replayed_slice, start_services_custom, stop, wait_for_count,
 };
-use stockstream_e2e::{TestProcess, browser_python, http_get, test_data};
+use stockstream_e2e::{SLICE_ROWS, TestProcess, browser_python, http_get, test_data};
 
 const HEADER: &str = "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD";
 
@@ -48,7 +48,7 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes",
-        5693,
+        SLICE_ROWS,
         Duration::from_secs(120),
     )
     .await?;
@@ -155,7 +155,7 @@ async fn the_page_in_chromium_and_a_resumed_stream_over_the_real_slice() -> Resu
         .context("no sink in /v1/status")?;
     ensure!(sink["ready"] == true, "{status:#}");
     ensure!(
-        sink["figures"]["records_written"].as_u64() >= Some(5693),
+        sink["figures"]["records_written"].as_u64() >= Some(SLICE_ROWS),
         "{status:#}"
     );
     ensure!(status["lake"]["last_commit_at"].is_string(), "{status:#}");

@@ -17,7 +17,9 @@ use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::lake::{
     LakeStore, PartitionTemplate, PartitionValue, QUOTES_TABLE, open_store,
 };
-use stockstream_e2e::{Moto, Tansu, commit_quotes_file, http_post, kafka_config, test_data};
+use stockstream_e2e::{
+    Moto, SLICE_ROWS, Tansu, commit_quotes_file, http_post, kafka_config, test_data,
+};
 use stockstream_glue_crawler::{GlueCatalog, GlueSettings, Strategy};
 use tokio_util::sync::CancellationToken;
 
@@ -492,7 +494,7 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
         stockstream_ingest::replay(&ingest_config, &options, &CancellationToken::new())
     })
     .await??;
-    assert_eq!(summary.produced, 5693);
+    assert_eq!(summary.produced, SLICE_ROWS);
 
     // 25 symbol/year folders of the real slice (1986-2010) appear as Glue partitions.
     let glue = glue_client(&moto.aws().sdk_config().await);
@@ -532,7 +534,7 @@ async fn the_pipeline_with_the_lake_on_s3_keeps_glue_current() -> Result<()> {
         use parquet::file::reader::FileReader;
         rows += reader.metadata().file_metadata().num_rows();
     }
-    assert_eq!(rows, 5693);
+    assert_eq!(u64::try_from(rows)?, SLICE_ROWS);
 
     // The embedded engine over the S3 lake, with the tables and partitions of Glue, answers what
     // the local stack answers (the same checks against the CSV).

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use stockstream_e2e::ingest::{Ingest, number, write};
 use stockstream_e2e::{
-    Tansu, TestProcess, http_get, http_post_as, kafka_config, read_topic, run_interop, test_data,
+    SLICE_ROWS, Tansu, TestProcess, http_get, http_post_as, kafka_config, read_topic, run_interop,
+    test_data,
 };
 
 const HEADER: &str = "Index,Date,Open,High,Low,Close,Adj Close,Volume,CloseUSD";
@@ -20,15 +21,19 @@ fn the_real_slice_replays_once_per_pass() -> Result<()> {
     let data = test_data();
     let data = data.to_str().context("utf-8 path")?;
     let first = ingest.replay(&["--file", data], 0)?;
-    assert_eq!(number(&first, "produced"), 5693, "{first}");
+    assert_eq!(number(&first, "produced"), SLICE_ROWS, "{first}");
     assert_eq!(number(&first, "dead_lettered"), 0, "{first}");
     let again = ingest.replay(&["--file", data], 0)?;
     assert_eq!(number(&again, "produced"), 0, "{again}");
-    assert_eq!(number(&again, "skipped_already_replayed"), 5693, "{again}");
+    assert_eq!(
+        number(&again, "skipped_already_replayed"),
+        SLICE_ROWS,
+        "{again}"
+    );
     let fresh = ingest.replay(&["--file", data, "--from-start"], 0)?;
-    assert_eq!(number(&fresh, "produced"), 5693, "{fresh}");
+    assert_eq!(number(&fresh, "produced"), SLICE_ROWS, "{fresh}");
     assert_eq!(number(&fresh, "pass"), 2, "{fresh}");
-    assert_eq!(ingest.count(&ingest.quotes())?, 2 * 5693);
+    assert_eq!(ingest.count(&ingest.quotes())?, 2 * SLICE_ROWS);
     Ok(())
 }
 

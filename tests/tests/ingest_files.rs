@@ -15,7 +15,7 @@ use stockstream_e2e::files::{
     slice, yahoo, yahoo_with_gaps,
 };
 use stockstream_e2e::ingest::{Ingest, number, write};
-use stockstream_e2e::{Moto, Tansu, TestProcess, read_topic, run_interop, test_data};
+use stockstream_e2e::{Moto, SLICE_ROWS, Tansu, TestProcess, read_topic, run_interop, test_data};
 
 #[test]
 fn day_first_and_month_first_rewrites_of_the_slice_replay_every_row() -> Result<()> {
@@ -54,7 +54,10 @@ fn day_first_and_month_first_rewrites_of_the_slice_replay_every_row() -> Result<
             "{report}"
         );
         assert!(report.contains("delimiter: , (sniffed)"), "{report}");
-        assert!(report.contains("5693 read, 5693 good, 0 bad"), "{report}");
+        assert!(
+            report.contains(&format!("{SLICE_ROWS} read, {SLICE_ROWS} good, 0 bad")),
+            "{report}"
+        );
         assert_eq!(
             ingest.count(&ingest.quotes())?,
             0,
@@ -71,7 +74,7 @@ fn day_first_and_month_first_rewrites_of_the_slice_replay_every_row() -> Result<
                 number(&summary, "produced"),
                 number(&summary, "dead_lettered")
             ),
-            (5693, 0),
+            (SLICE_ROWS, 0),
             "{summary}"
         );
         assert_eq!(
@@ -239,7 +242,7 @@ fn semicolons_with_decimal_commas_and_gzip_files_land_every_good_row_once() -> R
             number(&summary, "produced"),
             number(&summary, "dead_lettered")
         ),
-        (5693, 1),
+        (SLICE_ROWS, 1),
         "{summary}"
     );
     assert_eq!(summary["files"][0]["format"]["compression"], "gzip");
@@ -248,7 +251,10 @@ fn semicolons_with_decimal_commas_and_gzip_files_land_every_good_row_once() -> R
         "check_topic.py",
         &[&ingest.bootstrap, &ingest.quotes(), path_text(&data)?],
     )?;
-    assert!(report.contains("read 5693 records"), "{report}");
+    assert!(
+        report.contains(&format!("read {SLICE_ROWS} records")),
+        "{report}"
+    );
     assert!(report.contains("0 problems"), "{report}");
     let letters = dead_letters(&ingest, file)?;
     assert!(
@@ -310,7 +316,7 @@ fn a_directory_of_three_files_lands_every_good_row_once() -> Result<()> {
             number(&summary, "produced"),
             number(&summary, "dead_lettered")
         ),
-        (5693, 3),
+        (SLICE_ROWS, 3),
         "{summary}"
     );
     let files = summary["files"].as_array().context("files")?;
@@ -320,7 +326,10 @@ fn a_directory_of_three_files_lands_every_good_row_once() -> Result<()> {
         "check_topic.py",
         &[&ingest.bootstrap, &ingest.quotes(), path_text(&data)?],
     )?;
-    assert!(report.contains("read 5693 records"), "{report}");
+    assert!(
+        report.contains(&format!("read {SLICE_ROWS} records")),
+        "{report}"
+    );
     assert!(report.contains("0 problems"), "{report}");
     let letters = read_topic(&ingest.bootstrap, &ingest.dlq())?;
     let mut reasons: Vec<String> = letters
@@ -482,7 +491,7 @@ async fn objects_on_s3_land_every_good_row_once() -> Result<()> {
                 number(&summary, "produced"),
                 number(&summary, "dead_lettered")
             ),
-            (5693 + 298, 1 + 5),
+            (SLICE_ROWS + 298, 1 + 5),
             "{summary}"
         );
         let names: Vec<&str> = summary["files"]

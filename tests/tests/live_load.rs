@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use stockstream_common::config::LakeConfig;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
+use stockstream_e2e::metrics::read_metric;
 use stockstream_e2e::sse::SseClient;
-use stockstream_e2e::{Tansu, http_get, kafka_config, stream_quotes};
+use stockstream_e2e::{Tansu, kafka_config, stream_quotes};
 use tokio_util::sync::CancellationToken;
 
 /// Symbols of the quotes produced under load (the baseline's are `BASE…`).
@@ -210,11 +211,7 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
 async fn wait_for_tailing(api: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, metrics) = http_get(api, "/metrics").await?;
-        if metrics
-            .lines()
-            .any(|line| line.trim() == "stockstream_live_tailing 1")
-        {
+        if read_metric(api, "stockstream_live_tailing").await? == 1.0 {
             return Ok(());
         }
         ensure!(Instant::now() < deadline, "the live tail never started");

@@ -9,14 +9,19 @@ use serde_json::Value;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, PartitionTemplate};
 use stockstream_e2e::stack::*;
-use stockstream_e2e::{Tansu, csv_facts, http_get, kafka_config, query, run_interop, test_data};
+use stockstream_e2e::{
+    SLICE_ROWS, Tansu, csv_facts, http_get, kafka_config, query, run_interop, test_data,
+};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     let csv = test_data();
     let facts = csv_facts(&csv)?;
-    assert_eq!(facts.rows, 5693, "the real slice has 5693 rows");
+    assert_eq!(
+        facts.rows, SLICE_ROWS,
+        "the real slice has {SLICE_ROWS} rows"
+    );
     let broker = Tansu::start()?;
     let kafka = kafka_config(&broker.bootstrap, "e2e");
     let work = tempfile::tempdir()?;
@@ -26,11 +31,15 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
 
     // Replay: every row once; a second replay of the same content sends nothing.
     let first = replay(&ingest, &csv, false).await?;
-    assert_eq!((first.produced, first.dead_lettered), (5693, 0), "{first}");
+    assert_eq!(
+        (first.produced, first.dead_lettered),
+        (SLICE_ROWS, 0),
+        "{first}"
+    );
     let again = replay(&ingest, &csv, false).await?;
     assert_eq!(
         (again.produced, again.skipped_already_replayed),
-        (0, 5693),
+        (0, SLICE_ROWS),
         "{again}"
     );
 
@@ -39,7 +48,7 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     wait_for_count(
         &mut services,
         "SELECT count(*) AS n FROM quotes WHERE symbol = 'HSI'",
-        5693,
+        SLICE_ROWS,
         Duration::from_secs(120),
     )
     .await?;
@@ -191,16 +200,19 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
         "SELECT count(*), count(DISTINCT kafka_offset) FROM quotes",
     )
     .await?;
-    assert_eq!(distinct["rows"][0], serde_json::json!([5693, 5693]));
+    assert_eq!(
+        distinct["rows"][0],
+        serde_json::json!([SLICE_ROWS, SLICE_ROWS])
+    );
 
     // --from-start sends every row again (a new copy on the topic, by request); the restarted
     // sink writes it.
     let forced = replay(&ingest, &csv, true).await?;
-    assert_eq!(forced.produced, 5693, "{forced}");
+    assert_eq!(forced.produced, SLICE_ROWS, "{forced}");
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes",
-        2 * 5693,
+        2 * SLICE_ROWS,
         Duration::from_secs(120),
     )
     .await?;
@@ -229,7 +241,7 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
     // Wait until the new sink has consumed and jumped over what the lake holds, then give it
     // time to (wrongly) flush anything.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while skipped_records(api).await? < skipped_before + 2 * 5693 {
+    while skipped_records(api).await? < skipped_before + 2 * SLICE_ROWS {
         services.check_running().await?;
         assert!(
             Instant::now() < deadline,
@@ -244,7 +256,10 @@ async fn the_real_slice_flows_from_csv_to_sql_exactly_once() -> Result<()> {
         "SELECT count(*), count(DISTINCT kafka_offset) FROM quotes",
     )
     .await?;
-    assert_eq!(distinct["rows"][0], serde_json::json!([2 * 5693, 2 * 5693]));
+    assert_eq!(
+        distinct["rows"][0],
+        serde_json::json!([2 * SLICE_ROWS, 2 * SLICE_ROWS])
+    );
 
     stop(services).await?;
     Ok(())
@@ -265,14 +280,14 @@ async fn a_daily_partition_layout_holds_and_answers_the_same_data() -> Result<()
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes WHERE symbol = 'HSI'",
-        5693,
+        SLICE_ROWS,
         Duration::from_secs(180),
     )
     .await?;
 
     // One partition per trading day, pruned by a date predicate, with the CSV's values.
     let days = query(api, "SELECT count(DISTINCT date) FROM quotes").await?;
-    assert_eq!(scalar(&days)?.as_u64(), Some(5693));
+    assert_eq!(scalar(&days)?.as_u64(), Some(SLICE_ROWS));
     let per_year = query(
         api,
         "SELECT CAST(substr(date, 1, 4) AS INT) AS year, count(*), max(close) FROM quotes GROUP BY 1 ORDER BY 1",
@@ -318,7 +333,10 @@ async fn a_daily_partition_layout_holds_and_answers_the_same_data() -> Result<()
             csv.to_str().context("utf-8 path")?,
         ],
     )?;
-    assert!(report.contains("5693 rows read by DuckDB"), "{report}");
+    assert!(
+        report.contains(&format!("{SLICE_ROWS} rows read by DuckDB")),
+        "{report}"
+    );
 
     // The same lake with the default layout: the sink refuses to mix layouts.
     let refused = stockstream_s3_sink::run(sink_config(&kafka, &lake)?, CancellationToken::new())
@@ -341,7 +359,7 @@ async fn independent_readers_see_every_record_once() -> Result<()> {
     wait_for_count(
         &mut services,
         "SELECT count(*) FROM quotes",
-        5693,
+        SLICE_ROWS,
         Duration::from_secs(120),
     )
     .await?;
@@ -352,13 +370,16 @@ async fn independent_readers_see_every_record_once() -> Result<()> {
         "check_topic.py",
         &[&broker.bootstrap, &kafka.topics.quotes, csv_arg],
     )?;
-    assert!(topic_report.contains("read 5693 records"), "{topic_report}");
+    assert!(
+        topic_report.contains(&format!("read {SLICE_ROWS} records")),
+        "{topic_report}"
+    );
     let lake_report = run_interop(
         "check_lake.py",
         &[lake.to_str().context("utf-8 path")?, csv_arg],
     )?;
     assert!(
-        lake_report.contains("5693 rows read by DuckDB"),
+        lake_report.contains(&format!("{SLICE_ROWS} rows read by DuckDB")),
         "{lake_report}"
     );
     Ok(())

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use stockstream_common::lake::PartitionTemplate;
 use stockstream_e2e::http::{http_call, http_get_as, http_post_json};
 use stockstream_e2e::lake::{LakeShape, catalog_lake, quotes_of, write_lake};
+use stockstream_e2e::metrics::read_metric;
 use stockstream_e2e::test_data;
 use tokio_util::sync::CancellationToken;
 
@@ -57,16 +58,6 @@ async fn start(
 
 /// A query that keeps the engine busy for a long time (stopped by its timeout or a cancel).
 const SLOW: &str = "SELECT count(*) FROM generate_series(1, 100000000000) AS a(v) WHERE v % 7 = 3";
-
-async fn metric(api: SocketAddr, line_start: &str) -> Result<f64> {
-    let (_, text) = stockstream_e2e::http_get(api, "/metrics").await?;
-    Ok(text
-        .lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn formats_async_queries_limits_and_disconnects() -> Result<()> {
@@ -237,7 +228,7 @@ async fn formats_async_queries_limits_and_disconnects() -> Result<()> {
     }
 
     // A client that goes away cancels its query and frees its slot.
-    let cancelled_before = metric(
+    let cancelled_before = read_metric(
         api,
         "stockstream_query_requests_total{engine=\"datafusion\",outcome=\"cancelled\"}",
     )
@@ -252,7 +243,7 @@ async fn formats_async_queries_limits_and_disconnects() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(
+    while read_metric(
         api,
         "stockstream_query_requests_total{engine=\"datafusion\",outcome=\"cancelled\"}",
     )

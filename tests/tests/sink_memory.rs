@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use stockstream_common::config::LakeConfig;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
-use stockstream_e2e::{Tansu, free_port, http_get, kafka_config, lake_report, test_data};
+use stockstream_e2e::metrics::metric_value;
+use stockstream_e2e::{
+    SLICE_ROWS, Tansu, free_port, http_get, kafka_config, lake_report, test_data,
+};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,18 +45,11 @@ async fn a_small_memory_budget_flushes_early_and_loses_nothing() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (_, metrics) = http_get(http, "/metrics").await?;
-        let value = |name: &str| {
-            metrics
-                .lines()
-                .find(|line| line.starts_with(name))
-                .and_then(|line| line.split_whitespace().last())
-                .and_then(|value| value.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let value = |name: &str| metric_value(&metrics, name);
         let written = value("stockstream_sink_records_written_total");
         let buffered = value("stockstream_sink_buffered_records");
         // Everything consumed: written, or buffered under the budget (the drain flushes those).
-        if written + buffered >= 5693.0 {
+        if written + buffered >= SLICE_ROWS as f64 {
             assert!(
                 metrics.contains("reason=\"memory\""),
                 "flushes by memory: {metrics}"
@@ -67,7 +63,7 @@ async fn a_small_memory_budget_flushes_early_and_loses_nothing() -> Result<()> {
     shutdown.cancel();
     sink.await??;
     let report = lake_report(&lake, &kafka)?;
-    assert_eq!(report["rows"], 5693, "{report}");
+    assert_eq!(report["rows"], SLICE_ROWS, "{report}");
     assert_eq!(report["duplicates"], 0, "{report}");
     assert_eq!(report["missing"], 0, "{report}");
     Ok(())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use stockstream_e2e::{free_port, query, test_data};
+use stockstream_e2e::{SLICE_ROWS, free_port, query, test_data};
 
 struct Stack {
     root: PathBuf,
@@ -99,13 +99,16 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
     let stack = Stack::new()?;
 
     let first = stack.script("run.sh", &[], Some(&data))?;
-    assert!(first.contains("produced 5693"), "{first}");
-    assert!(first.contains("5693 records are queryable"), "{first}");
+    assert!(first.contains(&format!("produced {SLICE_ROWS}")), "{first}");
+    assert!(
+        first.contains(&format!("{SLICE_ROWS} records are queryable")),
+        "{first}"
+    );
     assert_eq!(
         stack
             .count("SELECT count(*) AS n FROM quotes WHERE symbol = 'HSI'")
             .await?,
-        5693
+        SLICE_ROWS
     );
 
     // A sink killed with SIGKILL is restarted by the next `stack.sh start`, at once: the killed
@@ -133,15 +136,18 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
     assert!(stopped.contains("s3-sink stopped"), "{stopped}");
     let second = stack.script("run.sh", &[], Some(&data))?;
     assert!(
-        second.contains("produced 0") && second.contains("5693 already replayed"),
+        second.contains("produced 0") && second.contains(&format!("{SLICE_ROWS} already replayed")),
         "{second}"
     );
-    assert_eq!(stack.count("SELECT count(*) FROM quotes").await?, 5693);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM quotes").await?,
+        SLICE_ROWS
+    );
     assert_eq!(
         stack
             .count("SELECT count(DISTINCT kafka_offset) FROM quotes")
             .await?,
-        5693
+        SLICE_ROWS
     );
 
     // New data after the restart reach the lake through the restarted services.
@@ -161,6 +167,9 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
     assert!(status.success());
     let third = stack.script("run.sh", &[], Some(&generated))?;
     assert!(third.contains("produced 40"), "{third}");
-    assert_eq!(stack.count("SELECT count(*) FROM quotes").await?, 5693 + 40);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM quotes").await?,
+        SLICE_ROWS + 40
+    );
     Ok(())
 }
