@@ -29,7 +29,8 @@ the load phase sees a server error.
 compares the answers (the smoke test in `make test`).
 
 Environment: STOCKSTREAM_BIN (release binaries), STOCKSTREAM_CACHE, BENCH_QUERY_RUNS,
-BENCH_QUERY_CLIENTS, BENCH_QUERY_PER_CLIENT; cargo (for the Rust halves, built by the Makefile).
+BENCH_QUERY_CLIENTS, BENCH_QUERY_PER_CLIENT, BENCH_QUERY_LAKES (comma-separated lake names to
+measure, e.g. `partition-files`; default both); cargo (for the Rust halves, built by the Makefile).
 """
 import argparse
 import http.client
@@ -49,6 +50,7 @@ QUERIES_FILE = os.path.join(ROOT, "tests", "data", "bench-queries.json")
 RUNS = int(os.environ.get("BENCH_QUERY_RUNS", "5"))
 CLIENTS = int(os.environ.get("BENCH_QUERY_CLIENTS", "32"))
 PER_CLIENT = int(os.environ.get("BENCH_QUERY_PER_CLIENT", "50"))
+LAKES = [name for name in os.environ.get("BENCH_QUERY_LAKES", "").split(",") if name]
 # The load phase's server: query.memory_limit and the Parquet metadata cache it may fill, plus
 # a fixed allowance for everything else (runtime, the file index and its statistics, HTTP).
 MEMORY_LIMIT_MIB = 512
@@ -528,6 +530,11 @@ def bench():
     import duckdb
     queries = load_queries()
     lakes = build_lakes()
+    if LAKES:
+        unknown = set(LAKES) - {built["lake"]["name"] for built in lakes}
+        if unknown:
+            sys.exit(f"bench-query: BENCH_QUERY_LAKES names unknown lakes: {sorted(unknown)}")
+        lakes = [built for built in lakes if built["lake"]["name"] in LAKES]
     say(f"DuckDB {duckdb.__version__}; {os.cpu_count()} cores; {RUNS} warm runs per query")
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-query-") as work:
