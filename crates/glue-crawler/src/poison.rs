@@ -278,10 +278,10 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use chrono::{NaiveDate, Utc};
-    use stockstream_common::catalog::Column;
     use stockstream_common::lake::PartitionValue;
 
     use super::*;
+    use crate::test_lake::partition_keys;
 
     fn event() -> LakeCommitEvent {
         let day = NaiveDate::from_ymd_opt(1987, 10, 19).expect("date");
@@ -290,16 +290,7 @@ mod tests {
             table: "quotes".into(),
             table_location: "quotes/".into(),
             object_key: "quotes/symbol=%5EHSI/year=1987/quotes+0+1+2.parquet".into(),
-            partition_keys: vec![
-                Column {
-                    name: "symbol".into(),
-                    data_type: "string".into(),
-                },
-                Column {
-                    name: "year".into(),
-                    data_type: "int".into(),
-                },
-            ],
+            partition_keys: partition_keys(),
             partition: vec![
                 PartitionValue {
                     name: "symbol".into(),

@@ -15,6 +15,20 @@ use crate::tables::file_columns;
 /// The table the helpers write.
 pub(crate) const TABLE: &str = "quotes";
 
+/// The partition keys of the sink's default layout, `symbol=…/year=…`.
+pub(crate) fn partition_keys() -> Vec<Column> {
+    vec![
+        Column {
+            name: "symbol".into(),
+            data_type: "string".into(),
+        },
+        Column {
+            name: "year".into(),
+            data_type: "int".into(),
+        },
+    ]
+}
+
 /// A lake in a temporary directory, removed on drop.
 pub(crate) struct TestLake {
     _directory: tempfile::TempDir,
@@ -90,16 +104,7 @@ impl TestLake {
             table: TABLE.into(),
             table_location: format!("{TABLE}/"),
             object_key: key,
-            partition_keys: vec![
-                Column {
-                    name: "symbol".into(),
-                    data_type: "string".into(),
-                },
-                Column {
-                    name: "year".into(),
-                    data_type: "int".into(),
-                },
-            ],
+            partition_keys: partition_keys(),
             partition,
             row_count: rows.len() as u64,
             size_bytes,
