@@ -44,15 +44,22 @@ struct ReadFooter {
 
 impl FileIndex {
     /// Reads the footers of files without statistics, until `shutdown`; each round starts when
-    /// files were added.
+    /// files were added. `shutdown` also stops a round in progress: the first round over a large
+    /// lake reads every footer (minutes for 100,000 files), and an engine that is gone must not
+    /// keep its cores busy.
     pub async fn load_statistics(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.stats_wanted.notified() => {}
             }
-            if let Err(error) = self.load_missing_statistics().await {
-                tracing::warn!(%error, "reading Parquet footers for statistics failed");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                outcome = self.load_missing_statistics() => {
+                    if let Err(error) = outcome {
+                        tracing::warn!(%error, "reading Parquet footers for statistics failed");
+                    }
+                }
             }
         }
     }
