@@ -64,6 +64,8 @@ const CACHE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 pub struct DataFusionEngine {
     context: SessionContext,
     index: Arc<FileIndex>,
+    /// The catalog the guard checks table names against; the index follows it.
+    catalog: CatalogView,
     /// Whether table `quotes` includes the live tail.
     live_tail: bool,
 }
@@ -148,7 +150,7 @@ impl DataFusionEngine {
             tokio::spawn(commits::follow(
                 settings.kafka.clone(),
                 index.clone(),
-                catalog,
+                catalog.clone(),
                 assigned,
                 shutdown,
             ));
@@ -157,6 +159,7 @@ impl DataFusionEngine {
         Ok(Arc::new(Self {
             context,
             index,
+            catalog,
             live_tail,
         }))
     }
@@ -166,6 +169,23 @@ impl DataFusionEngine {
         &self.index
     }
 
+    /// Applies the catalog to the index now when the catalog lists a table the index has not
+    /// built yet. The index follows the catalog in the background, but the guard let the query
+    /// through because the catalog has the table: without this, a query right after a table
+    /// appears failed with DataFusion's "table not found".
+    async fn catch_up_with_catalog(&self) -> Result<()> {
+        let catalog = self.catalog.snapshot();
+        let index = self.index.snapshot();
+        if catalog
+            .tables
+            .keys()
+            .all(|name| index.tables.contains_key(name))
+        {
+            return Ok(());
+        }
+        self.index.apply_catalog(&catalog).await
+    }
+
     /// Plans `request` into a physical plan.
     /// With `tail_rows`, the scan of `quotes` counts the rows it adds from the live tail there.
     async fn plan(
@@ -173,6 +193,7 @@ impl DataFusionEngine {
         request: &QueryRequest,
         tail_rows: Option<Arc<TailRows>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.catch_up_with_catalog().await?;
         let mut state = self.context.state();
         if let Some(counter) = tail_rows {
             state.config_mut().set_extension(counter);
