@@ -11,7 +11,8 @@ Scenarios: broker SIGKILLed and restarted mid-stream; each service SIGKILLed in 
 restarted by `stack.sh start`; the lake's disk full (a tmpfs), then given room; backpressure
 (a replay far faster than the sink's flushes, memory and lag sampled); a soak at a fixed rate
 (`RELIABILITY_SOAK_MINUTES`, default 20) with the slopes of RSS, open descriptors, threads and
-the lake's file count. `RELIABILITY_ONLY=name,name` runs a subset.
+the lake's file count; the same soak looping over one year (`soak-fixed`), so that the lake's
+partitions stay fixed and any growth left is the services' own. `RELIABILITY_ONLY=name,name` runs a subset.
 
 Environment: STOCKSTREAM_BIN (the binaries), STOCKSTREAM_TANSU, STOCKSTREAM_CACHE.
 """
@@ -95,11 +96,14 @@ class Stack:
         return dict(self.env, STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS=self.bootstrap,
                     STOCKSTREAM__INGEST__STATE_DIR=str(self.var / "ingest"))
 
-    def replay(self, data, rate=None):
-        """Starts a replay (resuming) in the background."""
+    def replay(self, data, rate=None, loop=False):
+        """Starts a replay (resuming) in the background; `loop` starts a new pass over the file
+        each time one completes, until stopped."""
         command = [str(BIN / "stockstream-ingest"), "replay", "--file", str(data)]
         if rate:
             command += ["--rate", str(rate)]
+        if loop:
+            command += ["--loop"]
         log = open(self.var / "log" / "replay.log", "a")
         return subprocess.Popen(command, env=self.ingest_env(), stdout=log, stderr=log)
 
@@ -144,28 +148,33 @@ class Stack:
                     total = (total or 0) + float(line.rsplit(" ", 1)[1])
         return total
 
-    def count(self):
+    def query(self, sql, timeout=30):
+        """The first value of a query through the query API, or None when it fails."""
         request = urllib.request.Request(
             f"http://{self.listen['query-api']}/v1/query",
-            data=json.dumps({"sql": "SELECT count(*) FROM quotes"}).encode(),
+            data=json.dumps({"sql": sql}).encode(),
             headers={"content-type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return json.load(answer)["rows"][0][0]
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, IndexError, ValueError):
             return None
 
-    def wait_count(self, expected, timeout=240):
-        """Waits until the lake's files hold `expected` distinct rows (DuckDB) and the query API
-        answers `expected`; returns the seconds it took. (The API alone is not enough: with the
-        live tail on, it counts records the sink has not written yet.)"""
+    def count(self):
+        return self.query("SELECT count(*) FROM quotes")
+
+    def wait_count(self, expected, timeout=240, distinct=True):
+        """Waits until the lake's files hold `expected` distinct rows (DuckDB; all rows with
+        `distinct=False`) and the query API answers `expected`; returns the seconds it took. (The
+        API alone is not enough: with the live tail on, it counts records the sink has not
+        written yet.)"""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             try:
-                _, distinct = self.lake_rows()
+                total, unique = self.lake_rows()
             except duckdb.Error:
-                distinct = 0
-            if distinct == expected and self.count() == expected:
+                total, unique = 0, 0
+            if (unique if distinct else total) == expected and self.count() == expected:
                 return time.monotonic() - started
             time.sleep(1)
         raise RuntimeError(f"{self.name}: the lake did not hold {expected} rows within {timeout}s "
@@ -385,12 +394,36 @@ def slope_per_hour(points):
     return 0.0 if spread == 0 else sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread * 3600
 
 
+# Queries the soak runs every sample, so that the query API's footer cache and file index are
+# in use (a full-scan aggregate reads every visible file; the point lookup prunes to one).
+SOAK_QUERIES = [
+    "SELECT count(*) FROM quotes",
+    "SELECT symbol, max(high), sum(volume) FROM quotes GROUP BY symbol ORDER BY symbol",
+    "SELECT avg(close) FROM quotes WHERE symbol = 'R001'",
+]
+
+
 def soak(work):
+    """A replay of new trading days at a fixed rate: the lake gains partitions as it goes (a
+    year of 50 symbols every ~65 s at 200 rows/s)."""
     minutes = float(os.environ.get("RELIABILITY_SOAK_MINUTES", "20"))
     rate = int(os.environ.get("RELIABILITY_SOAK_RATE", "200"))
     days = int(minutes * 60 * rate / 50) + 50
+    return run_soak(work, "soak", minutes, rate, days, loop=False)
+
+
+def soak_fixed(work):
+    """A replay that loops over one year of 50 symbols at a fixed rate: every pass writes the
+    same 50 partitions again, so compaction keeps the visible file count flat, and whatever
+    still grows in a service is not explained by the lake growing."""
+    minutes = float(os.environ.get("RELIABILITY_SOAK_MINUTES", "20"))
+    rate = int(os.environ.get("RELIABILITY_SOAK_RATE", "200"))
+    return run_soak(work, "soak-fixed", minutes, rate, 250, loop=True)
+
+
+def run_soak(work, name, minutes, rate, days, loop):
     data, rows = generate(work, 50, days)
-    stack = Stack("soak")
+    stack = Stack(name)
     # Compaction as the local stack runs it, with a shorter quiet time and grace period than the
     # defaults (5 min, 15 min) so that a 20-minute soak reaches the steady state of both.
     stack.env.update({
@@ -399,10 +432,12 @@ def soak(work):
     })
     try:
         stack.stack("start")
-        replay = stack.replay(data, rate=rate)
+        replay = stack.replay(data, rate=rate, loop=loop)
         started = time.monotonic()
         samples = {}
         while time.monotonic() - started < minutes * 60:
+            for sql in SOAK_QUERIES:
+                stack.query(sql, timeout=60)
             now = time.monotonic() - started
             for service in ["s3-sink", "glue-crawler", "query-api"]:
                 figures = stack.process(service)
@@ -410,47 +445,67 @@ def soak(work):
                     samples.setdefault(service, []).append((now, figures))
             samples.setdefault("lake", []).append((now, stack.lake_files()))
             samples.setdefault("visible", []).append((now, stack.visible_files()))
+            for gauge in ["stockstream_query_index_files", "stockstream_query_metadata_cache_entries"]:
+                value = stack.metric("query-api", gauge)
+                if value is not None:
+                    samples.setdefault(gauge, []).append((now, value))
             elapsed = int(now)
             if elapsed % 60 < 15:
-                say(f"soak: {elapsed // 60} of {minutes:g} min, {stack.count()} rows queryable")
+                say(f"{name}: {elapsed // 60} of {minutes:g} min, {stack.count()} rows queryable, "
+                    f"query-api {samples.get('query-api', [(0, (0,))])[-1][1][0]:.0f} MiB")
             time.sleep(15)
         replay.send_signal(signal.SIGTERM)
         replay.wait()
         expected = int(subprocess.run([str(BIN / "stockstream-ingest"), "count"], env=stack.ingest_env(),
                                       capture_output=True, text=True, check=True).stdout.strip())
-        stack.wait_count(expected)
-        # Only the second half: start-up growth (caches, buffers filling) is not a leak.
-        def half(points):
-            return points[len(points) // 2:]
-        slopes = []
-        for service in ["s3-sink", "glue-crawler", "query-api"]:
-            points = half(samples.get(service, []))
-            rss = slope_per_hour([(t, f[0]) for t, f in points])
-            fds = slope_per_hour([(t, f[1]) for t, f in points])
-            threads = slope_per_hour([(t, f[2]) for t, f in points])
-            last = points[-1][1] if points else (0, 0, 0)
-            slopes.append(f"{service} RSS {last[0]:.0f} MiB ({rss:+.1f}/h), fds {last[1]} ({fds:+.1f}/h), "
-                          f"threads {last[2]} ({threads:+.1f}/h)")
-        files = samples.get("lake", [])
-        file_slope = slope_per_hour(half(files))
-        visible = samples.get("visible", [])
-        visible_slope = slope_per_hour(half(visible))
-        total, distinct = stack.lake_rows()
-        outcome = {
-            "scenario": f"soak: {minutes:g} min at {rate} rows/s",
-            "produced": expected,
-            "in lake": total,
-            "lost": expected - distinct,
-            "duplicated": total - distinct,
-            "recovery": "-",
-            "observed": "; ".join(slopes)
-            + f"; files readers see {visible[-1][1] if visible else 0} ({visible_slope:+.0f}/h)"
-            + f" in {stack.partitions()} partitions"
-            + f", on disk {files[-1][1] if files else 0} ({file_slope:+.0f}/h)",
-        }
-        return outcome
+        # A looping replay writes each row once per pass, so its lake is checked by total rows
+        # against the topic, and its distinct rows against the file.
+        stack.wait_count(expected, distinct=not loop)
+        return soak_outcome(stack, name, minutes, rate, expected, rows, loop, samples)
     finally:
         stack.close()
+
+
+def soak_outcome(stack, name, minutes, rate, expected, rows, loop, samples):
+    """The soak's table row: lost and duplicated rows, and the slope of every sampled figure
+    over the second half (start-up growth, caches and buffers filling, is not a leak)."""
+    def half(points):
+        return points[len(points) // 2:]
+    slopes = []
+    for service in ["s3-sink", "glue-crawler", "query-api"]:
+        points = half(samples.get(service, []))
+        rss = slope_per_hour([(t, f[0]) for t, f in points])
+        fds = slope_per_hour([(t, f[1]) for t, f in points])
+        threads = slope_per_hour([(t, f[2]) for t, f in points])
+        last = points[-1][1] if points else (0, 0, 0)
+        slopes.append(f"{service} RSS {last[0]:.0f} MiB ({rss:+.1f}/h), fds {last[1]} ({fds:+.1f}/h), "
+                      f"threads {last[2]} ({threads:+.1f}/h)")
+    for gauge, label in [("stockstream_query_index_files", "query-api index files"),
+                         ("stockstream_query_metadata_cache_entries", "footers cached")]:
+        points = samples.get(gauge, [])
+        if points:
+            slopes.append(f"{label} {points[-1][1]:,.0f} ({slope_per_hour(half(points)):+.0f}/h)")
+    files = samples.get("lake", [])
+    visible = samples.get("visible", [])
+    total, distinct = stack.lake_rows()
+    if loop:
+        # Every pass repeats the file's rows: all of them must be there, each pass's once.
+        lost, duplicated = max(expected - total, 0) + (rows - distinct), max(total - expected, 0)
+    else:
+        lost, duplicated = expected - distinct, total - distinct
+    return {
+        "scenario": f"{name}: {minutes:g} min at {rate} rows/s"
+        + (f", looping over {rows:,} rows" if loop else ""),
+        "produced": expected,
+        "in lake": total,
+        "lost": lost,
+        "duplicated": duplicated,
+        "recovery": "-",
+        "observed": "; ".join(slopes)
+        + f"; files readers see {visible[-1][1] if visible else 0} ({slope_per_hour(half(visible)):+.0f}/h)"
+        + f" in {stack.partitions()} partitions"
+        + f", on disk {files[-1][1] if files else 0} ({slope_per_hour(half(files)):+.0f}/h)",
+    }
 
 
 SCENARIOS = {
@@ -459,6 +514,7 @@ SCENARIOS = {
     "disk-full": disk_full,
     "backpressure": backpressure,
     "soak": soak,
+    "soak-fixed": soak_fixed,
 }
 
 
