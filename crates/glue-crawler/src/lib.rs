@@ -54,7 +54,7 @@ mod tables;
 mod test_lake;
 
 use stockstream_common::catalog::Catalog;
-use stockstream_common::http::{Readiness, openapi_router, ops_router, serve_while, service_api};
+use stockstream_common::http::{Readiness, ops_router, serve_while, service_api};
 use stockstream_common::lake::open_store;
 use stockstream_common::telemetry::metrics_handle;
 use tokio_util::sync::CancellationToken;
@@ -72,10 +72,11 @@ pub use crate::sync::{SyncReport, sync_glue};
 /// Runs the catalog service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let readiness = Readiness::default();
-    let router = ops_router(readiness.clone(), metrics_handle()).merge(openapi_router(service_api(
+    let api = service_api(
         "stockstream-glue-crawler",
         "The catalog service's operations endpoints: readiness (Kafka, the lake, the catalog), liveness and Prometheus metrics.",
-    )));
+    );
+    let router = ops_router(readiness.clone(), metrics_handle(), api);
     // HTTP stops last, so probes and metrics see the drain.
     serve_while(
         config.http.listen,

@@ -116,7 +116,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         shutdown: shutdown.clone(),
     };
     let state = http::AppState::new(engine, catalog, query.clone(), services);
-    let router = ops_router(readiness, metrics).merge(http::routes(state));
+    let ops = ops_router(readiness, metrics, http::openapi::api());
+    let router = http::routes(state, ops);
     let (address, task) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%address, engine = query.engine.name(), catalog = ?query.catalog, "query API listening");
     Ok(RunningApi { address, task })

@@ -36,7 +36,7 @@ mod progress;
 mod writer;
 
 use bytes::Bytes;
-use stockstream_common::http::{Readiness, openapi_router, ops_router, serve_while, service_api};
+use stockstream_common::http::{Readiness, ops_router, serve_while, service_api};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::{CONTROL_PREFIX, QUOTES_TABLE, open_store};
 use stockstream_common::telemetry::metrics_handle;
@@ -48,10 +48,11 @@ pub use crate::error::{Error, Result};
 /// Runs the sink until `shutdown` is cancelled, then flushes, commits and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let readiness = Readiness::default();
-    let router = ops_router(readiness.clone(), metrics_handle()).merge(openapi_router(service_api(
+    let api = service_api(
         "stockstream-s3-sink",
         "The Kafka → Parquet lake sink's operations endpoints: readiness (Kafka, the lake), liveness and Prometheus metrics.",
-    )));
+    );
+    let router = ops_router(readiness.clone(), metrics_handle(), api);
     // HTTP stops last, so probes and metrics see the drain.
     serve_while(
         config.http.listen,

@@ -1,9 +1,10 @@
 //! Operations endpoints every service serves (`/metrics`, `/health/livez`, `/health/readyz`), their
 //! OpenAPI description, and the HTTP server.
 //!
-//! - `mod.rs`: readiness checks, the operations router and its handlers;
-//! - [`openapi`]: the operations endpoints' OpenAPI description, and `/openapi.json` for a service's
-//!   whole description;
+//! - `mod.rs`: readiness checks, the operations router (which also serves `/openapi.json`) and its
+//!   handlers;
+//! - `openapi.rs`: the operations endpoints' OpenAPI description, a bare description for services
+//!   without endpoints of their own, and `/openapi.json` for a service's whole description;
 //! - `server.rs`: [`serve`] and [`serve_while`], HTTP/1 with bounds on request heads and bodies.
 
 mod openapi;
@@ -22,7 +23,7 @@ use serde::Serialize;
 
 use crate::sync::RwLockExt;
 
-pub use openapi::{openapi_router, ops_api, service_api};
+pub use openapi::service_api;
 pub use server::{
     BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT, BodyTimeout, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT,
     MAX_HEAD_BYTES, serve, serve_while,
@@ -71,13 +72,22 @@ struct OpsState {
     metrics: PrometheusHandle,
 }
 
-/// Router with the operations endpoints; services merge their own routes into it.
-pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+/// Router with the operations endpoints and `GET /openapi.json`, which answers `api` (the
+/// service's own endpoints) merged with the operations endpoints' description; services merge
+/// their own routes into it. Taking the description here means no service can serve the
+/// operations endpoints without describing them.
+pub fn ops_router(
+    readiness: Readiness,
+    metrics: PrometheusHandle,
+    mut api: utoipa::openapi::OpenApi,
+) -> Router {
+    api.merge(openapi::ops_api());
     Router::new()
         .route("/health/livez", get(livez))
         .route("/health/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(OpsState { readiness, metrics })
+        .merge(openapi::openapi_router(api))
 }
 
 /// `GET /health/livez`'s answer.
@@ -146,4 +156,65 @@ async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::telemetry::metrics_handle;
+
+    /// A plain HTTP/1.1 GET on a blocking socket: the answer's status line and body.
+    fn get(address: std::net::SocketAddr, path: &str) -> (String, String) {
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head.lines().next().unwrap_or_default().to_string();
+        (status, body.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ops_router_describes_the_service_and_the_operations_endpoints() {
+        let readiness = Readiness::default();
+        readiness.set("kafka", true, "reachable");
+        let api = service_api("stockstream-test", "A test service.");
+        let router = ops_router(readiness, metrics_handle(), api);
+        let shutdown = CancellationToken::new();
+        let (address, task) = serve(
+            "127.0.0.1:0".parse().expect("address"),
+            router,
+            shutdown.clone(),
+        )
+        .await
+        .expect("serve");
+        let (status, body) = tokio::task::spawn_blocking(move || get(address, "/openapi.json"))
+            .await
+            .expect("request");
+        assert!(status.contains(" 200 "), "{status}");
+        let document: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(document["info"]["title"], "stockstream-test");
+        assert_eq!(document["info"]["description"], "A test service.");
+        for path in ["/health/livez", "/health/readyz", "/metrics"] {
+            assert!(
+                document["paths"][path]["get"].is_object(),
+                "{path} is not described: {body}"
+            );
+        }
+        let (status, body) = tokio::task::spawn_blocking(move || get(address, "/health/readyz"))
+            .await
+            .expect("request");
+        assert!(status.contains(" 200 "), "{status}");
+        assert!(body.contains("\"ready\":true"), "{body}");
+        shutdown.cancel();
+        task.await.expect("server");
+    }
 }

@@ -20,14 +20,15 @@ use super::{CheckState, LiveAnswer, ReadyAnswer};
 struct OpsDoc;
 
 /// The operations endpoints (`/health/livez`, `/health/readyz`, `/metrics`).
-pub fn ops_api() -> utoipa::openapi::OpenApi {
+pub(super) fn ops_api() -> utoipa::openapi::OpenApi {
     OpsDoc::openapi()
 }
 
-/// The description of a service that serves only the operations endpoints: `title` (the
-/// binary's name), this release's version and `description`.
+/// The description of a service without endpoints of its own (only the operations endpoints,
+/// which [`super::ops_router`] adds): `title` (the binary's name), this release's version and
+/// `description`.
 pub fn service_api(title: &str, description: &str) -> utoipa::openapi::OpenApi {
-    let mut api = ops_api();
+    let mut api = utoipa::openapi::OpenApiBuilder::new().build();
     api.info.title = title.to_string();
     api.info.version = env!("CARGO_PKG_VERSION").to_string();
     api.info.description = Some(description.to_string());
@@ -36,7 +37,7 @@ pub fn service_api(title: &str, description: &str) -> utoipa::openapi::OpenApi {
 
 /// `GET /openapi.json` answering `api`, serialized once: the description does not change while
 /// the service runs.
-pub fn openapi_router(api: utoipa::openapi::OpenApi) -> Router {
+pub(super) fn openapi_router(api: utoipa::openapi::OpenApi) -> Router {
     let document = serde_json::to_vec(&api)
         .map(Bytes::from)
         .map_err(|error| error.to_string());

@@ -32,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use rdkafka::producer::{FutureProducer, Producer as _};
-use stockstream_common::http::{Readiness, openapi_router, ops_api, ops_router};
+use stockstream_common::http::{Readiness, ops_router};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics, producer_config};
 use stockstream_common::record::Quote;
 use stockstream_common::telemetry::metrics_handle;
@@ -66,11 +66,9 @@ struct PushState {
 )]
 struct PushDoc;
 
-/// The push endpoint's description merged with the operations endpoints'.
+/// The push endpoint's description ([`ops_router`] adds the operations endpoints').
 fn api() -> utoipa::openapi::OpenApi {
-    let mut api = PushDoc::openapi();
-    api.merge(ops_api());
-    api
+    PushDoc::openapi()
 }
 
 /// Runs the push service until `shutdown` is cancelled, then answers open requests and flushes.
@@ -124,8 +122,7 @@ pub async fn start(
         .route("/v1/quotes", post(push::push_quotes))
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone())
-        .merge(ops_router(readiness, metrics))
-        .merge(openapi_router(api()));
+        .merge(ops_router(readiness, metrics, api()));
     let (address, server) =
         stockstream_common::http::serve(config.http.listen, router, shutdown).await?;
     let task = tokio::spawn(async move {

@@ -145,8 +145,9 @@ impl IntoResponse for Error {
     }
 }
 
-/// The `/v1` routes and `/openapi.json`, with authentication, body limit and CORS.
-pub fn routes(state: AppState) -> Router {
+/// The `/v1` routes (authentication, body limit) and the dashboard merged with `ops` (the
+/// operations endpoints and `/openapi.json`), all with CORS.
+pub fn routes(state: AppState, ops: Router) -> Router {
     let v1 = Router::new()
         .route("/v1/query", post(query::post_query))
         .route(
@@ -168,7 +169,7 @@ pub fn routes(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::asset))
-        .merge(stockstream_common::http::openapi_router(openapi::api()))
+        .merge(ops)
         .merge(v1);
     match cors(&state.config.cors_origins) {
         Some(layer) => router.layer(layer),

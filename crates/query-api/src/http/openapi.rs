@@ -65,9 +65,7 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole description: the API, the dashboard and the operations endpoints.
+/// The API's and the dashboard's description (`ops_router` adds the operations endpoints').
 pub(crate) fn api() -> utoipa::openapi::OpenApi {
-    let mut api = ApiDoc::openapi();
-    api.merge(stockstream_common::http::ops_api());
-    api
+    ApiDoc::openapi()
 }
