@@ -156,13 +156,24 @@ impl Follower<'_> {
     }
 
     /// Applies `batch` before its offsets are committed; returns `false` if `shutdown` came
-    /// first. A refusal (throttling, an outage, missing permissions) is retried with backoff and
-    /// shows on `/health/readyz`. An event at fault (see `poison`) is set aside instead, and the
-    /// rest applied at once.
+    /// first. A failure of the catalog (throttling, an outage, missing permissions) is retried
+    /// with backoff and shows on `/health/readyz`. An event at fault (see `poison`) is set aside
+    /// instead, and the rest applied at once; when the catalog refuses the batch as invalid
+    /// without naming an event, the events are applied one at a time to find it.
     async fn apply(&mut self, batch: &mut Batch) -> bool {
         let mut backoff = Duration::from_secs(1);
         loop {
-            let failure = match self.apply_events(batch.events()).await {
+            let applied = match self.apply_events(batch.events()).await {
+                Err(error) if poison::rejected_by_catalog(&error) => {
+                    tracing::warn!(%error, events = batch.events().len(), "the catalog refused the batch; applying its events one at a time");
+                    poison::isolate_rejected(batch, async |events: &[LakeCommitEvent]| {
+                        self.apply_events(events).await
+                    })
+                    .await
+                }
+                other => other,
+            };
+            let failure = match applied {
                 Ok(()) => match self.dead_letters.send(&batch.set_aside).await {
                     Ok(()) => {
                         self.readiness.set("catalog", true, self.backend.describe());

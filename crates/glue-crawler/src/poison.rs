@@ -8,13 +8,17 @@
 //! headers with stage `glue-crawler` — and is counted
 //! (`stockstream_catalog_events_dead_lettered_total`); the rest of its batch is applied, and the
 //! offsets are committed only after the dead letters are delivered, so nothing is lost.
-//! Failures of the catalog itself (the lake or Glue unreachable, throttling) are not the event's
-//! fault and are retried as before.
+//! When Glue refuses a batch as invalid (`InvalidInputException`, say a partition value it does not
+//! take) without naming the event, the events are applied one at a time and each one Glue refuses
+//! on its own is set aside the same way. Failures of the catalog itself (the lake or Glue
+//! unreachable, throttling, missing permissions, a deleted database) are not the event's fault and
+//! are retried as before.
 
 use std::time::Duration;
 
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use stockstream_common::aws_error::AwsErrorKind;
 use stockstream_common::config::KafkaConfig;
 use stockstream_common::events::{LAKE_COMMIT_VERSION, LakeCommitEvent};
 use stockstream_common::headers::{
@@ -209,6 +213,47 @@ pub(crate) fn blamed_key(error: &Error) -> Option<&str> {
     }
 }
 
+/// Whether `error` is the catalog refusing the request itself as invalid (Glue's
+/// `InvalidInputException` and other 4xx answers that are not about throttling, permissions or a
+/// missing database): retrying the same events would be refused again, so one of them is at
+/// fault, not the catalog. Throttling, outages, access denied and a missing database or table
+/// are the catalog's state and are retried.
+pub(crate) fn rejected_by_catalog(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Glue {
+            kind: AwsErrorKind::Rejected,
+            ..
+        }
+    )
+}
+
+/// Applies `batch`'s events one at a time with `apply`, after the catalog refused them together
+/// ([`rejected_by_catalog`]): each event the catalog refuses on its own, or whose file is at
+/// fault ([`blamed_key`]), is set aside with the reason; the others are applied (applying is
+/// idempotent, so events the failed batch applied before the refusal are applied again
+/// harmlessly). Any other failure stops here and is returned, for the caller to retry the batch.
+pub(crate) async fn isolate_rejected(
+    batch: &mut Batch,
+    mut apply: impl AsyncFnMut(&[LakeCommitEvent]) -> Result<()>,
+) -> Result<()> {
+    let events = batch.events.clone();
+    for event in &events {
+        match apply(std::slice::from_ref(event)).await {
+            Ok(()) => {}
+            Err(error) if rejected_by_catalog(&error) || blamed_key(&error).is_some() => {
+                tracing::warn!(%error, key = %event.object_key, "the catalog refused one event; it is set aside");
+                batch.blame(
+                    &event.object_key,
+                    &format!("the catalog refused the event: {error}"),
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// The dead-letter topic's producer.
 pub(crate) struct DeadLetters {
     producer: FutureProducer,
@@ -392,5 +437,84 @@ mod tests {
             message: "ThrottlingException".into(),
         };
         assert_eq!(blamed_key(&outage), None);
+        assert!(!rejected_by_catalog(&outage));
+    }
+
+    fn received(offset: i64) -> Received {
+        Received {
+            topic: "lake.commits".into(),
+            partition: 0,
+            offset,
+            key: None,
+            payload: b"{}".to_vec(),
+        }
+    }
+
+    fn glue_error(kind: stockstream_common::aws_error::AwsErrorKind) -> Error {
+        Error::Glue {
+            operation: "BatchCreatePartition",
+            kind,
+            message: "InvalidInputException: a value is too long".into(),
+        }
+    }
+
+    /// A batch of three events whose second one names `bad`.
+    fn batch_with(bad: &str) -> Batch {
+        let mut batch = Batch::default();
+        for (offset, key) in [
+            (1, "quotes/symbol=%5EHSI/year=1987/a.parquet"),
+            (2, bad),
+            (3, "quotes/symbol=%5EHSI/year=1987/c.parquet"),
+        ] {
+            let mut each = event();
+            each.object_key = key.into();
+            batch.push((received(offset), Ok(each)));
+        }
+        batch
+    }
+
+    #[tokio::test]
+    async fn an_event_the_catalog_refuses_is_set_aside_and_the_others_applied() {
+        use stockstream_common::aws_error::AwsErrorKind;
+        let bad = "quotes/symbol=%5EHSI/year=1987/b.parquet";
+        let mut batch = batch_with(bad);
+        let mut applied = Vec::new();
+        isolate_rejected(&mut batch, async |events: &[LakeCommitEvent]| {
+            if events.iter().any(|event| event.object_key == bad) {
+                return Err(glue_error(AwsErrorKind::Rejected));
+            }
+            applied.extend(events.iter().map(|event| event.object_key.clone()));
+            Ok(())
+        })
+        .await
+        .expect("isolated");
+        assert_eq!(applied.len(), 2, "{applied:?}");
+        assert!(!applied.iter().any(|key| key == bad));
+        assert_eq!(batch.events().len(), 2);
+        assert_eq!(batch.set_aside.len(), 1);
+        assert_eq!(batch.set_aside[0].message.offset, 2);
+        assert!(
+            batch.set_aside[0].reason.contains("InvalidInputException"),
+            "{}",
+            batch.set_aside[0].reason
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outage_while_isolating_is_returned_for_the_batch_to_be_retried() {
+        use stockstream_common::aws_error::AwsErrorKind;
+        let mut batch = batch_with("quotes/symbol=%5EHSI/year=1987/b.parquet");
+        let outcome = isolate_rejected(&mut batch, async |_: &[LakeCommitEvent]| {
+            Err(glue_error(AwsErrorKind::Throttled))
+        })
+        .await;
+        assert!(outcome.is_err_and(|error| error.is_retryable()));
+        assert!(batch.set_aside.is_empty(), "nothing is blamed on an outage");
+        assert_eq!(batch.events().len(), 3);
+        assert!(rejected_by_catalog(&glue_error(AwsErrorKind::Rejected)));
+        assert!(!rejected_by_catalog(&glue_error(
+            AwsErrorKind::AccessDenied
+        )));
+        assert!(!rejected_by_catalog(&glue_error(AwsErrorKind::NotFound)));
     }
 }
