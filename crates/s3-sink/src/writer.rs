@@ -224,12 +224,13 @@ impl FileEncoder<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::NaiveDate;
     use stockstream_common::record::Quote;
 
-    fn row(offset: i64, symbol: &str, year: i32) -> LakeRow {
+    /// A quote of `symbol` on 1 March `year`, read at `offset` of Kafka partition 0.
+    pub(crate) fn row(offset: i64, symbol: &str, year: i32) -> LakeRow {
         LakeRow {
             quote: Quote {
                 symbol: symbol.into(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
-use stockstream_common::lake::LakeRow;
+use stockstream_common::lake::{LakeRow, LakeStore};
 
 use super::Sink;
 use super::rebalance::SinkConsumer;
@@ -78,6 +78,49 @@ impl Resume {
     }
 }
 
+/// What a partition's latest flush intent says of it.
+#[derive(Debug)]
+pub(super) enum LakePosition {
+    /// No flush yet.
+    Empty,
+    /// The latest flush wrote every file it names.
+    After(FlushIntent),
+    /// The latest flush did not finish.
+    Unfinished(FlushIntent),
+}
+
+impl LakePosition {
+    /// Where the partition resumes: after the latest flush, or redoing it.
+    fn resume(self) -> Resume {
+        match self {
+            LakePosition::Empty => Resume::From(0),
+            LakePosition::After(intent) => Resume::From(intent.end_offset + 1),
+            LakePosition::Unfinished(intent) => Resume::Redo {
+                intent,
+                rows: BTreeMap::new(),
+            },
+        }
+    }
+}
+
+/// Reads where `topic`/`partition` stands in the lake: at an assignment, and after a fenced
+/// flush (another sink claimed the range first), when the lake, not this sink's buffer, says
+/// where to go on.
+pub(super) async fn lake_position(
+    store: &dyn LakeStore,
+    topic: &str,
+    partition: i32,
+) -> Result<LakePosition> {
+    let Some(intent) = latest_intent(store, topic, partition).await? else {
+        return Ok(LakePosition::Empty);
+    };
+    Ok(if intent.is_complete(store).await? {
+        LakePosition::After(intent)
+    } else {
+        LakePosition::Unfinished(intent)
+    })
+}
+
 /// Moves the consumer of `topic`/`partition` to `target`; false (logged) if the seek failed.
 pub(super) fn seek(
     consumer: &SinkConsumer,
@@ -144,36 +187,31 @@ impl Sink {
     pub(super) fn load_state(&mut self, partition: i32) -> Result<PartitionState> {
         let topic = self.topic().to_string();
         let store = self.store.clone();
-        let latest = self.lake_call("reading flush intents", || {
-            latest_intent(store.as_ref(), &topic, partition)
+        let position = self.lake_call("reading the partition's flush intents", || {
+            lake_position(store.as_ref(), &topic, partition)
         })?;
-        let Some(intent) = latest else {
-            tracing::info!(partition, "no flush of this partition in the lake yet");
-            return Ok(PartitionState::new(Resume::From(0)));
-        };
-        let complete = self.lake_call("checking a flush's files", || {
-            intent.is_complete(store.as_ref())
-        })?;
-        if complete {
-            tracing::info!(
-                partition,
-                next_offset = intent.end_offset + 1,
-                "resuming after the lake's last flush"
-            );
-            self.announce(&intent)?;
-            Ok(PartitionState::new(Resume::From(intent.end_offset + 1)))
-        } else {
-            tracing::warn!(
+        match &position {
+            LakePosition::Empty => {
+                tracing::info!(partition, "no flush of this partition in the lake yet");
+            }
+            LakePosition::After(intent) => {
+                tracing::info!(
+                    partition,
+                    next_offset = intent.end_offset + 1,
+                    "resuming after the lake's last flush"
+                );
+                // Announced again: the catalog may not have seen it if the sink died right after
+                // writing the files (the catalog applies an event twice harmlessly).
+                self.announce(intent)?;
+            }
+            LakePosition::Unfinished(intent) => tracing::warn!(
                 partition,
                 start_offset = intent.start_offset,
                 end_offset = intent.end_offset,
                 "the last flush did not finish, replaying its range"
-            );
-            Ok(PartitionState::new(Resume::Redo {
-                intent,
-                rows: BTreeMap::new(),
-            }))
+            ),
         }
+        Ok(PartitionState::new(position.resume()))
     }
 
     pub(super) fn handle(
@@ -407,6 +445,79 @@ mod tests {
         assert_eq!(resume.step(61), Step::FinishRedoThenBuffer);
         // A one-record flush is complete with its only record.
         assert_eq!(redo(7, 7).step(7), Step::CollectRedo { last: true });
+    }
+
+    /// A zombie (a sink paused while its partition moved) buffered offsets 10..=25 and tries to
+    /// flush them after the new owner flushed 10..=19: its claim loses, and the lake's position
+    /// sends it back to 20, so the records of its dropped buffer past the owner's range are read
+    /// again, not lost, and those the owner wrote are skipped, not written twice.
+    #[tokio::test]
+    async fn a_fenced_sink_goes_on_from_the_lake_not_from_its_buffer() {
+        use crate::progress::{Claim, claim_intent};
+        use crate::writer::tests::row;
+        use stockstream_common::events::LakeCommitEvent;
+        use stockstream_common::lake::LocalStore;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path()).expect("store");
+        let intent = |start, end, files: Vec<LakeCommitEvent>| {
+            FlushIntent::new("quotes", 0, start, end, Utc::now(), files)
+        };
+        assert!(matches!(
+            lake_position(&store, "quotes", 0).await.expect("reads"),
+            LakePosition::Empty
+        ));
+        let owner = intent(10, 19, Vec::new());
+        assert!(matches!(
+            claim_intent(&store, &owner).await.expect("claims"),
+            Claim::Won { .. }
+        ));
+        let zombie = intent(10, 25, Vec::new());
+        assert_eq!(
+            claim_intent(&store, &zombie).await.expect("claims"),
+            Claim::Lost
+        );
+
+        let position = lake_position(&store, "quotes", 0).await.expect("reads");
+        assert!(
+            matches!(&position, LakePosition::After(latest) if latest.end_offset == 19),
+            "{position:?}"
+        );
+        let resume = position.resume();
+        // The zombie's consumer stands at 26: it seeks back to 20.
+        assert_eq!(resume.next_offset(), 20);
+        for offset in 10..20 {
+            assert_eq!(resume.step(offset), Step::Skip, "offset {offset}");
+        }
+        for offset in 20..=25 {
+            assert_eq!(resume.step(offset), Step::Buffer, "offset {offset}");
+        }
+
+        // Had the owner died before writing its files, the fenced sink redoes the owner's range
+        // (the intent names a file that is not in the lake) before buffering past it.
+        let files = encode_files(
+            &Default::default(),
+            "quotes",
+            0,
+            vec![row(20, "HSI", 1987), row(29, "HSI", 1987)],
+            Utc::now(),
+            1024,
+            "fp",
+        )
+        .expect("encodes");
+        let unfinished = intent(20, 29, files.into_iter().map(|file| file.event).collect());
+        assert!(matches!(
+            claim_intent(&store, &unfinished).await.expect("claims"),
+            Claim::Won { .. }
+        ));
+        let resume = lake_position(&store, "quotes", 0)
+            .await
+            .expect("reads")
+            .resume();
+        assert_eq!(resume.next_offset(), 20);
+        assert_eq!(resume.step(25), Step::CollectRedo { last: false });
+        assert_eq!(resume.step(29), Step::CollectRedo { last: true });
+        assert_eq!(resume.step(30), Step::FinishRedoThenBuffer);
     }
 
     #[test]
