@@ -166,10 +166,7 @@ impl Follower<'_> {
             let applied = match self.apply_events(batch.events()).await {
                 Err(error) if poison::rejected_by_catalog(&error) => {
                     tracing::warn!(%error, events = batch.events().len(), "the catalog refused the batch; applying its events one at a time");
-                    poison::isolate_rejected(batch, async |events: &[LakeCommitEvent]| {
-                        self.apply_events(events).await
-                    })
-                    .await
+                    self.apply_one_by_one(batch).await
                 }
                 other => other,
             };
@@ -199,6 +196,16 @@ impl Follower<'_> {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// Applies `batch`'s events one at a time, setting aside each the catalog refuses on its own
+    /// (see [`poison::judge_alone`]).
+    async fn apply_one_by_one(&mut self, batch: &mut Batch) -> Result<()> {
+        for event in batch.events().to_vec() {
+            let outcome = self.apply_events(std::slice::from_ref(&event)).await;
+            poison::judge_alone(batch, &event, outcome)?;
+        }
+        Ok(())
     }
 
     /// Applies `events` to the catalog, then copies late files into compacted generations, under

@@ -228,30 +228,28 @@ pub(crate) fn rejected_by_catalog(error: &Error) -> bool {
     )
 }
 
-/// Applies `batch`'s events one at a time with `apply`, after the catalog refused them together
-/// ([`rejected_by_catalog`]): each event the catalog refuses on its own, or whose file is at
-/// fault ([`blamed_key`]), is set aside with the reason; the others are applied (applying is
-/// idempotent, so events the failed batch applied before the refusal are applied again
-/// harmlessly). Any other failure stops here and is returned, for the caller to retry the batch.
-pub(crate) async fn isolate_rejected(
+/// Judges `outcome`, the result of applying `event` on its own after the catalog refused the
+/// batch together ([`rejected_by_catalog`]): an event the catalog refuses on its own, or whose
+/// file is at fault ([`blamed_key`]), is set aside with the reason; any other failure is returned,
+/// for the caller to retry the batch. (Applying is idempotent, so events the refused batch
+/// applied before the refusal are applied again harmlessly.)
+pub(crate) fn judge_alone(
     batch: &mut Batch,
-    mut apply: impl AsyncFnMut(&[LakeCommitEvent]) -> Result<()>,
+    event: &LakeCommitEvent,
+    outcome: Result<()>,
 ) -> Result<()> {
-    let events = batch.events.clone();
-    for event in &events {
-        match apply(std::slice::from_ref(event)).await {
-            Ok(()) => {}
-            Err(error) if rejected_by_catalog(&error) || blamed_key(&error).is_some() => {
-                tracing::warn!(%error, key = %event.object_key, "the catalog refused one event; it is set aside");
-                batch.blame(
-                    &event.object_key,
-                    &format!("the catalog refused the event: {error}"),
-                );
-            }
-            Err(error) => return Err(error),
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(error) if rejected_by_catalog(&error) || blamed_key(&error).is_some() => {
+            tracing::warn!(%error, key = %event.object_key, "the catalog refused one event; it is set aside");
+            batch.blame(
+                &event.object_key,
+                &format!("the catalog refused the event: {error}"),
+            );
+            Ok(())
         }
+        Err(error) => Err(error),
     }
-    Ok(())
 }
 
 /// The dead-letter topic's producer.
@@ -473,21 +471,21 @@ mod tests {
         batch
     }
 
-    #[tokio::test]
-    async fn an_event_the_catalog_refuses_is_set_aside_and_the_others_applied() {
+    #[test]
+    fn an_event_the_catalog_refuses_is_set_aside_and_the_others_applied() {
         use stockstream_common::aws_error::AwsErrorKind;
         let bad = "quotes/symbol=%5EHSI/year=1987/b.parquet";
         let mut batch = batch_with(bad);
         let mut applied = Vec::new();
-        isolate_rejected(&mut batch, async |events: &[LakeCommitEvent]| {
-            if events.iter().any(|event| event.object_key == bad) {
-                return Err(glue_error(AwsErrorKind::Rejected));
-            }
-            applied.extend(events.iter().map(|event| event.object_key.clone()));
-            Ok(())
-        })
-        .await
-        .expect("isolated");
+        for event in batch.events().to_vec() {
+            let outcome = if event.object_key == bad {
+                Err(glue_error(AwsErrorKind::Rejected))
+            } else {
+                applied.push(event.object_key.clone());
+                Ok(())
+            };
+            judge_alone(&mut batch, &event, outcome).expect("judged");
+        }
         assert_eq!(applied.len(), 2, "{applied:?}");
         assert!(!applied.iter().any(|key| key == bad));
         assert_eq!(batch.events().len(), 2);
@@ -500,14 +498,12 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_outage_while_isolating_is_returned_for_the_batch_to_be_retried() {
+    #[test]
+    fn an_outage_while_isolating_is_returned_for_the_batch_to_be_retried() {
         use stockstream_common::aws_error::AwsErrorKind;
         let mut batch = batch_with("quotes/symbol=%5EHSI/year=1987/b.parquet");
-        let outcome = isolate_rejected(&mut batch, async |_: &[LakeCommitEvent]| {
-            Err(glue_error(AwsErrorKind::Throttled))
-        })
-        .await;
+        let first = batch.events()[0].clone();
+        let outcome = judge_alone(&mut batch, &first, Err(glue_error(AwsErrorKind::Throttled)));
         assert!(outcome.is_err_and(|error| error.is_retryable()));
         assert!(batch.set_aside.is_empty(), "nothing is blamed on an outage");
         assert_eq!(batch.events().len(), 3);
