@@ -9,6 +9,7 @@
 
 pub mod answers;
 pub mod bench_query;
+pub mod configs;
 pub mod http;
 pub mod lake;
 pub mod metrics;

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use stockstream_common::config::{KafkaConfig, LakeConfig};
+use stockstream_common::config::KafkaConfig;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::PartitionTemplate;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::configs::{api_config_on, crawler_config_on, local_lake};
 use crate::metrics::read_metric;
 use crate::{SLICE_ROWS, Tansu, free_port, kafka_config, query};
 
@@ -35,33 +36,7 @@ pub struct Services {
     pub crawler_url: String,
 }
 
-pub fn sink_config(kafka: &KafkaConfig, lake: &Path) -> Result<stockstream_s3_sink::Config> {
-    sink_config_with(kafka, lake, PartitionTemplate::default())
-}
-
-pub fn sink_config_with(
-    kafka: &KafkaConfig,
-    lake: &Path,
-    template: PartitionTemplate,
-) -> Result<stockstream_s3_sink::Config> {
-    let mut config = stockstream_s3_sink::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.lake = LakeConfig::Local {
-        root: lake.to_path_buf(),
-    };
-    config.http.listen = "127.0.0.1:0".parse()?;
-    config.sink.group_id = format!("{}-sink", kafka.client_id);
-    config.sink.flush_interval = Duration::from_millis(500);
-    config.sink.partition_template = template;
-    Ok(config)
-}
-
-pub fn ingest_config(kafka: &KafkaConfig, state: &Path) -> Result<stockstream_ingest::Config> {
-    let mut config = stockstream_ingest::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.ingest.state_dir = state.to_path_buf();
-    Ok(config)
-}
+pub use crate::configs::{ingest_config, sink_config, sink_config_with};
 
 pub async fn start_services(kafka: &KafkaConfig, lake: &Path) -> Result<Services> {
     start_services_with(kafka, lake, PartitionTemplate::default()).await
@@ -108,14 +83,9 @@ pub async fn start_services_full(
     sink(&mut sink_config);
     let sink = tokio::spawn(stockstream_s3_sink::run(sink_config, sink_token.clone()));
 
-    let mut crawler_config = stockstream_glue_crawler::Config::load(None)?;
-    crawler_config.kafka = kafka.clone();
-    crawler_config.lake = LakeConfig::Local {
-        root: lake.to_path_buf(),
-    };
+    let mut crawler_config = crawler_config_on(kafka, local_lake(lake))?;
     crawler_config.http.listen = format!("127.0.0.1:{}", free_port()).parse()?;
     let crawler_url = format!("http://{}", crawler_config.http.listen);
-    crawler_config.crawler.group_id = format!("{}-catalog", kafka.client_id);
     crawler(&mut crawler_config);
     let crawler_token = CancellationToken::new();
     let crawler = tokio::spawn(stockstream_glue_crawler::run(
@@ -123,12 +93,7 @@ pub async fn start_services_full(
         crawler_token.clone(),
     ));
 
-    let mut api_config = stockstream_query_api::Config::load(None)?;
-    api_config.kafka = kafka.clone();
-    api_config.lake = LakeConfig::Local {
-        root: lake.to_path_buf(),
-    };
-    api_config.http.listen = "127.0.0.1:0".parse()?;
+    let mut api_config = api_config_on(kafka, local_lake(lake))?;
     // Debug builds on 2 busy cores: a full scan of a daily layout (one file per trading day) can
     // outlast the default 10 s sync wait; the tests check answers, not latency.
     api_config.query.sync_wait = Duration::from_secs(90);

@@ -14,6 +14,7 @@ use stockstream_common::config::{KafkaConfig, LakeConfig};
 use stockstream_common::headers::SCHEMA_VERSION_HEADER;
 use stockstream_common::lake::{LakeStore, QUOTES_TABLE, open_store};
 use stockstream_common::record::{Quote, SCHEMA_VERSION};
+use stockstream_e2e::configs::{crawler_config_on, sink_config_on};
 use stockstream_e2e::{Moto, Tansu, kafka_config};
 use stockstream_glue_crawler::{CatalogMode, GlueSettings, Strategy};
 use tokio_util::sync::CancellationToken;
@@ -61,16 +62,10 @@ async fn measure(
     mode: CatalogMode,
     watch: Watch,
 ) -> Result<Vec<f64>> {
-    let mut sink_config = stockstream_s3_sink::Config::load(None)?;
-    sink_config.kafka = kafka.clone();
-    sink_config.lake = lake.clone();
-    sink_config.http.listen = "127.0.0.1:0".parse()?;
+    let mut sink_config = sink_config_on(&kafka, lake.clone())?;
     sink_config.sink.group_id = format!("{name}-sink");
     sink_config.sink.flush_interval = Duration::from_secs(1);
-    let mut crawler_config = stockstream_glue_crawler::Config::load(None)?;
-    crawler_config.kafka = kafka.clone();
-    crawler_config.lake = lake;
-    crawler_config.http.listen = "127.0.0.1:0".parse()?;
+    let mut crawler_config = crawler_config_on(&kafka, lake)?;
     crawler_config.crawler.group_id = format!("{name}-crawler");
     crawler_config.crawler.database = DATABASE.into();
     crawler_config.crawler.mode = mode;

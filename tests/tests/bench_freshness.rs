@@ -10,6 +10,7 @@ use stockstream_common::config::LakeConfig;
 use stockstream_common::headers::SCHEMA_VERSION_HEADER;
 use stockstream_common::kafka::{ensure_topics, headers, pipeline_topics, producer_config};
 use stockstream_common::record::{Quote, SCHEMA_VERSION};
+use stockstream_e2e::configs::{api_config_on, crawler_config_on, sink_config_on};
 use stockstream_e2e::{Tansu, kafka_config, query};
 use tokio_util::sync::CancellationToken;
 
@@ -32,21 +33,12 @@ async fn freshness_from_produce_to_query() -> Result<()> {
     };
     let shutdown = CancellationToken::new();
 
-    let mut sink = stockstream_s3_sink::Config::load(None)?;
-    sink.kafka = kafka.clone();
-    sink.lake = lake.clone();
-    sink.http.listen = "127.0.0.1:0".parse()?;
+    let mut sink = sink_config_on(&kafka, lake.clone())?;
     sink.sink.flush_interval = Duration::from_secs(1);
     let sink = tokio::spawn(stockstream_s3_sink::run(sink, shutdown.clone()));
-    let mut crawler = stockstream_glue_crawler::Config::load(None)?;
-    crawler.kafka = kafka.clone();
-    crawler.lake = lake.clone();
-    crawler.http.listen = "127.0.0.1:0".parse()?;
+    let crawler = crawler_config_on(&kafka, lake.clone())?;
     let crawler = tokio::spawn(stockstream_glue_crawler::run(crawler, shutdown.clone()));
-    let mut api = stockstream_query_api::Config::load(None)?;
-    api.kafka = kafka.clone();
-    api.lake = lake;
-    api.http.listen = "127.0.0.1:0".parse()?;
+    let api = api_config_on(&kafka, lake)?;
     let api = stockstream_query_api::start(api, shutdown.clone()).await?;
 
     let producer: ThreadedProducer<DefaultProducerContext> =

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_e2e::ingest::Ingest;
-use stockstream_e2e::stack::{start_services, stop};
+use stockstream_e2e::stack::{ingest_config, start_services, stop};
 use stockstream_e2e::{Tansu, TestProcess, free_port, http_get, kafka_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -103,8 +103,7 @@ impl Stack {
         let kafka = kafka_config(&tansu.bootstrap, name);
         ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
         let services = start_services(&kafka, &work.path().join("lake")).await?;
-        let mut ingest_config = stockstream_ingest::Config::load(None)?;
-        ingest_config.kafka = kafka.clone();
+        let mut ingest_config = ingest_config(&kafka, &work.path().join("ingest"))?;
         ingest_config.http.listen = "127.0.0.1:0".parse()?;
         let ingest_token = tokio_util::sync::CancellationToken::new();
         let (push, ingest) =

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
-use stockstream_common::config::LakeConfig;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
+use stockstream_e2e::configs::{api_config_on, local_lake};
 use stockstream_e2e::metrics::read_metric;
 use stockstream_e2e::sse::SseClient;
 use stockstream_e2e::{Tansu, kafka_config, stream_quotes};
@@ -119,18 +119,13 @@ async fn fifty_clients_get_every_quote_in_order_and_a_stalled_one_is_dropped() -
     let kafka = kafka_config(&broker.bootstrap, "live-load");
     ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
     let lake = tempfile::tempdir()?;
-    let mut config = stockstream_query_api::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.lake = LakeConfig::Local {
-        root: lake.path().to_path_buf(),
-    };
+    let mut config = api_config_on(&kafka, local_lake(lake.path()))?;
     config.query.follow_commits = false;
     config.status.services = Vec::new();
     // Room for 50 clients of a debug build on 2 cores to fall behind a burst; the stalled client
     // is dropped by time: when it reads again, its next quote is more than MAX_LAG old.
     config.live.client_buffer = 16_384;
     config.live.max_lag = MAX_LAG;
-    config.http.listen = "127.0.0.1:0".parse()?;
     let shutdown = CancellationToken::new();
     let api = stockstream_query_api::start(config, shutdown.clone())
         .await?

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use stockstream_common::kafka::{ensure_topics, pipeline_topics};
 use stockstream_common::lake::{LakeStore, QUOTES_TABLE, open_store};
+use stockstream_e2e::configs::sink_config_on;
 use stockstream_e2e::{Moto, Tansu, free_port, http_get, kafka_config};
 use tokio_util::sync::CancellationToken;
 
@@ -51,9 +52,7 @@ async fn an_s3_outage_loses_and_duplicates_nothing() -> Result<()> {
     let kafka = kafka_config(&tansu.bootstrap, "outage");
     ensure_topics(&kafka, &pipeline_topics(&kafka)).await?;
 
-    let mut config = stockstream_s3_sink::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.lake = lake.clone();
+    let mut config = sink_config_on(&kafka, lake.clone())?;
     let http = format!("127.0.0.1:{}", free_port()).parse()?;
     config.http.listen = http;
     config.sink.group_id = "outage-sink".into();

@@ -6,22 +6,17 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use stockstream_common::config::LakeConfig;
+use stockstream_e2e::configs::sink_config;
 use stockstream_e2e::{mock_kafka, stream_quotes, wait_for_complete_lake};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: u64 = 20_000;
 
-fn sink_config(
+fn rebalancing_sink(
     kafka: &stockstream_common::config::KafkaConfig,
     lake: &std::path::Path,
 ) -> Result<stockstream_s3_sink::Config> {
-    let mut config = stockstream_s3_sink::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.lake = LakeConfig::Local {
-        root: lake.to_path_buf(),
-    };
-    config.http.listen = "127.0.0.1:0".parse()?;
+    let mut config = sink_config(kafka, lake)?;
     config.sink.group_id = "rebalance-sink".into();
     config.sink.flush_interval = Duration::from_millis(700);
     config.sink.session_timeout = Duration::from_secs(6);
@@ -44,13 +39,13 @@ async fn two_sinks_through_a_rebalance_write_each_record_once() -> Result<()> {
 
     let token_a = CancellationToken::new();
     let sink_a = tokio::spawn(stockstream_s3_sink::run(
-        sink_config(&kafka, &lake)?,
+        rebalancing_sink(&kafka, &lake)?,
         token_a.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let token_b = CancellationToken::new();
     let sink_b = tokio::spawn(stockstream_s3_sink::run(
-        sink_config(&kafka, &lake)?,
+        rebalancing_sink(&kafka, &lake)?,
         token_b.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(3)).await;

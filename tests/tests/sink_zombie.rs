@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use stockstream_common::config::{KafkaConfig, LakeConfig};
+use stockstream_common::config::KafkaConfig;
+use stockstream_e2e::configs::sink_config;
 use stockstream_e2e::{
     TestProcess, free_port, http_get, lake_report, mock_kafka, stream_quotes,
     wait_for_complete_lake,
@@ -74,12 +75,8 @@ async fn a_thawed_zombie_sink_writes_nothing_twice() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     sink_a.signal("STOP")?;
 
-    let mut config = stockstream_s3_sink::Config::load(None)?;
-    config.kafka = kafka.clone();
-    config.lake = LakeConfig::Local { root: lake.clone() };
-    config.http.listen = "127.0.0.1:0".parse()?;
+    let mut config = sink_config(&kafka, &lake)?;
     config.sink.group_id = GROUP.into();
-    config.sink.flush_interval = Duration::from_millis(500);
     config.sink.session_timeout = Duration::from_secs(6);
     let token_b = CancellationToken::new();
     let sink_b = tokio::spawn(stockstream_s3_sink::run(config, token_b.clone()));
