@@ -8,7 +8,9 @@ export STOCKSTREAM_BIN ?= $(TARGET_DIR)/debug
 # The real slice of the dataset used by the tests (and by `make run` when offline).
 export STOCKSTREAM_TEST_DATA ?= $(abspath $(CURDIR)/../shared/data/indexProcessed-HSI-1986-2010.csv)
 export STOCKSTREAM_SHARED_DATA ?= $(STOCKSTREAM_TEST_DATA)
-export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-0.6.0/bin/tansu
+# The tansu version (and the local stack's ports): deploy/env/ports.env.
+include deploy/env/ports.env
+export STOCKSTREAM_TANSU ?= $(STOCKSTREAM_CACHE)/tansu-$(TANSU_VERSION)/bin/tansu
 export STOCKSTREAM_PYTHON ?= $(STOCKSTREAM_CACHE)/venv/bin/python
 export STOCKSTREAM_SCHEMATHESIS ?= $(STOCKSTREAM_CACHE)/venv-schemathesis/bin/schemathesis
 export STOCKSTREAM_CHECKOV ?= $(STOCKSTREAM_CACHE)/venv-checkov/bin/checkov

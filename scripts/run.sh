@@ -7,9 +7,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="${STOCKSTREAM_VAR:-$ROOT/var}"
 BIN="${STOCKSTREAM_BIN:-$ROOT/target/debug}"
 SHARED_DATA="${STOCKSTREAM_SHARED_DATA:-$ROOT/../shared/data/indexProcessed-HSI-1986-2010.csv}"
-KAFKA_PORT="${KAFKA_PORT:-9092}"
+# shellcheck source=../deploy/env/ports.env
+. "$ROOT/deploy/env/ports.env"
+KAFKA_PORT="${KAFKA_PORT:-$DEFAULT_KAFKA_PORT}"
 BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
-QUERY_LISTEN="${QUERY_LISTEN:-127.0.0.1:8080}"
+QUERY_LISTEN="${QUERY_LISTEN:-127.0.0.1:$DEFAULT_QUERY_PORT}"
 WAIT_SECONDS="${WAIT_SECONDS:-300}"
 
 # 1. The dataset.

@@ -8,13 +8,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="${STOCKSTREAM_VAR:-$ROOT/var}"
 BIN="${STOCKSTREAM_BIN:-$ROOT/target/debug}"
+# shellcheck source=../deploy/env/ports.env
+. "$ROOT/deploy/env/ports.env"
 CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
-TANSU="${TANSU:-$CACHE/tansu-0.6.0/bin/tansu}"
-KAFKA_PORT="${KAFKA_PORT:-9092}"
+export STOCKSTREAM_TANSU="${STOCKSTREAM_TANSU:-$CACHE/tansu-$TANSU_VERSION/bin/tansu}"
+KAFKA_PORT="${KAFKA_PORT:-$DEFAULT_KAFKA_PORT}"
 BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
-QUERY_LISTEN="${QUERY_LISTEN:-127.0.0.1:8080}"
-SINK_LISTEN="${SINK_LISTEN:-127.0.0.1:9101}"
-CRAWLER_LISTEN="${CRAWLER_LISTEN:-127.0.0.1:9102}"
+QUERY_LISTEN="${QUERY_LISTEN:-127.0.0.1:$DEFAULT_QUERY_PORT}"
+SINK_LISTEN="${SINK_LISTEN:-127.0.0.1:$DEFAULT_SINK_PORT}"
+CRAWLER_LISTEN="${CRAWLER_LISTEN:-127.0.0.1:$DEFAULT_CRAWLER_PORT}"
 SERVICES=(s3-sink glue-crawler query-api)
 
 mkdir -p "$VAR/log" "$VAR/run" "$VAR/lake" "$VAR/ingest" "$VAR/tansu"
@@ -118,17 +120,13 @@ start_broker() {
     say "port ${BOOTSTRAP##*:} is taken by another program: stop it, or set KAFKA_PORT=<free port>, or KAFKA_BOOTSTRAP=<host:port> to use that cluster"
     exit 1
   fi
-  if [ ! -x "$TANSU" ]; then
-    say "tansu is not installed at $TANSU: run 'make tools' (scripts/tools.sh tansu)"
+  if [ ! -x "$STOCKSTREAM_TANSU" ]; then
+    say "tansu is not installed at $STOCKSTREAM_TANSU: run 'make tools' (scripts/tools.sh tansu)"
     exit 1
   fi
-  # tansu resolves the sqlite path against its working directory.
-  daemonize "$VAR/log/tansu.log" "$VAR/run/tansu.pid" "$VAR/tansu" "$TANSU" broker \
-    --listener-url "tcp://$BOOTSTRAP" --advertised-listener-url "tcp://$BOOTSTRAP" \
-    --storage-engine "sqlite://tansu.db"
+  # scripts/tansu.sh execs tansu, so the pid file names the broker itself.
+  daemonize "$VAR/log/tansu.log" "$VAR/run/tansu.pid" "$VAR/tansu" "$ROOT/scripts/tansu.sh" "$VAR/tansu" "$BOOTSTRAP"
   wait_for "tansu on $BOOTSTRAP" 30 port_open "$BOOTSTRAP"
-  # tansu 0.6.0's sqlite schema has no index for fetching headers; add it (see the script).
-  python3 "$(dirname "$0")/tansu-index.py" "$VAR/tansu/tansu.db"
   say "tansu started (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP, data in $VAR/tansu/tansu.db"
 }
 

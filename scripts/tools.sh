@@ -5,7 +5,8 @@
 set -euo pipefail
 
 CACHE="${STOCKSTREAM_CACHE:-$HOME/.cache/stockstream}"
-TANSU_VERSION="0.6.0"
+# shellcheck source=../deploy/env/ports.env
+. "$(cd "$(dirname "$0")/.." && pwd)/deploy/env/ports.env"
 TANSU_ROOT="$CACHE/tansu-$TANSU_VERSION"
 VENV="$CACHE/venv"
 # moto's server extra brings boto3, PyYAML and cfn-lint (pinned here: the infra tests lint with it).

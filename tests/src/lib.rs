@@ -106,25 +106,20 @@ impl Tansu {
             "install it with `make tools` (scripts/tools.sh tansu)",
         );
         let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
+        let bootstrap = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(dir.path().join("tansu.log"))?;
+        // scripts/tansu.sh execs tansu (the process killed on drop is the broker) and adds the
+        // index tansu 0.6.0's sqlite schema lacks (scripts/tansu-index.py).
         let process = TestProcess::spawn(
             "tansu",
-            Command::new(binary)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                .args(["--storage-engine", "sqlite://tansu.db"])
-                .current_dir(dir.path())
+            Command::new("bash")
+                .arg(repo_root().join("scripts/tansu.sh"))
+                .arg(dir.path())
+                .arg(&bootstrap)
+                .env("STOCKSTREAM_TANSU", binary)
                 .stdout(Stdio::from(log.try_clone()?))
                 .stderr(Stdio::from(log)),
         )?;
-        let bootstrap = format!("127.0.0.1:{port}");
         let address: SocketAddr = bootstrap.parse()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
@@ -132,16 +127,6 @@ impl Tansu {
                 bail!("tansu did not listen on {bootstrap} within 30s");
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
-        // tansu 0.6.0's sqlite schema has no index for fetching headers (scripts/tansu-index.py).
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tansu-index.py");
-        let indexed = Command::new(python())
-            .arg(&script)
-            .arg(dir.path().join("tansu.db"))
-            .status()
-            .context("running scripts/tansu-index.py")?;
-        if !indexed.success() {
-            bail!("scripts/tansu-index.py failed ({indexed})");
         }
         Ok(Self {
             _process: process,

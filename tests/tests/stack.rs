@@ -173,3 +173,120 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
     );
     Ok(())
 }
+
+/// `NAME=value` lines of a file (comments and blank lines skipped).
+fn env_file(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
+}
+
+/// `deploy/env/ports.env` is the one place of the local stack's ports: the scripts and the
+/// Makefile read it, and every Rust default and every file of `deploy/env/local/` must agree.
+#[test]
+fn every_default_port_is_the_one_of_ports_env() -> Result<()> {
+    let root = stockstream_e2e::repo_root();
+    let ports = env_file(&root.join("deploy/env/ports.env"))?;
+    let port = |name: &str| -> Result<u16> {
+        ports
+            .get(name)
+            .with_context(|| format!("deploy/env/ports.env lacks {name}"))?
+            .parse()
+            .with_context(|| format!("{name} in deploy/env/ports.env is not a port"))
+    };
+    let (kafka, ingest, sink, crawler, query) = (
+        port("DEFAULT_KAFKA_PORT")?,
+        port("DEFAULT_INGEST_PORT")?,
+        port("DEFAULT_SINK_PORT")?,
+        port("DEFAULT_CRAWLER_PORT")?,
+        port("DEFAULT_QUERY_PORT")?,
+    );
+    let bootstrap = format!("127.0.0.1:{kafka}");
+
+    // The Rust defaults.
+    let sink_config = stockstream_s3_sink::Config::load(None)?;
+    let crawler_config = stockstream_glue_crawler::Config::load(None)?;
+    let ingest_config = stockstream_ingest::Config::load(None)?;
+    let api_config = stockstream_query_api::Config::load(None)?;
+    assert_eq!(sink_config.http.listen.port(), sink, "s3-sink http.listen");
+    assert_eq!(
+        crawler_config.http.listen.port(),
+        crawler,
+        "glue-crawler http.listen"
+    );
+    assert_eq!(
+        ingest_config.http.listen.port(),
+        ingest,
+        "ingest http.listen"
+    );
+    assert_eq!(
+        api_config.http.listen.port(),
+        query,
+        "query-api http.listen"
+    );
+    for (service, servers) in [
+        ("s3-sink", &sink_config.kafka.bootstrap_servers),
+        ("glue-crawler", &crawler_config.kafka.bootstrap_servers),
+        ("ingest", &ingest_config.kafka.bootstrap_servers),
+        ("query-api", &api_config.kafka.bootstrap_servers),
+    ] {
+        assert_eq!(servers, &bootstrap, "{service} kafka.bootstrap_servers");
+    }
+    let status: Vec<(String, String)> = api_config.status.services.clone();
+    let expected: Vec<(String, String)> = [
+        ("stockstream-ingest", ingest),
+        ("stockstream-s3-sink", sink),
+        ("stockstream-glue-crawler", crawler),
+    ]
+    .into_iter()
+    .map(|(name, port)| (name.to_string(), format!("http://127.0.0.1:{port}")))
+    .collect();
+    assert_eq!(status, expected, "query-api status.services");
+
+    // The systemd units' local settings.
+    let local = root.join("deploy/env/local");
+    let listen = |file: &str| -> Result<Option<String>> {
+        Ok(env_file(&local.join(file))?.remove("STOCKSTREAM__HTTP__LISTEN"))
+    };
+    assert_eq!(listen("s3-sink.env")?, Some(format!("127.0.0.1:{sink}")));
+    assert_eq!(
+        listen("glue-crawler.env")?,
+        Some(format!("127.0.0.1:{crawler}"))
+    );
+    assert_eq!(listen("query-api.env")?, Some(format!("127.0.0.1:{query}")));
+    assert_eq!(listen("ingest.env")?, Some(format!("0.0.0.0:{ingest}")));
+    assert_eq!(
+        env_file(&local.join("stockstream.env"))?.remove("STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS"),
+        Some(bootstrap)
+    );
+    assert_eq!(
+        env_file(&root.join("deploy/env/aws/query-api.env"))?.remove("STOCKSTREAM__HTTP__LISTEN"),
+        Some(format!("0.0.0.0:{query}"))
+    );
+    let probe_targets = format!(
+        "ingest=127.0.0.1:{ingest} s3-sink=127.0.0.1:{sink} glue-crawler=127.0.0.1:{crawler} query-api=127.0.0.1:{query}"
+    );
+    for probe in [
+        local.join("probe.env"),
+        root.join("deploy/env/aws/probe.env"),
+    ] {
+        assert_eq!(
+            env_file(&probe)?.remove("STOCKSTREAM_PROBE_TARGETS"),
+            Some(probe_targets.clone()),
+            "{}",
+            probe.display()
+        );
+    }
+    let probe_script = std::fs::read_to_string(root.join("deploy/stockstream-probe"))?;
+    assert!(
+        probe_script.contains(&probe_targets),
+        "deploy/stockstream-probe's default targets are not {probe_targets}"
+    );
+    Ok(())
+}
