@@ -24,8 +24,11 @@
 //! - [`sync`]: locks that keep working after a panic elsewhere.
 //!
 //! Files: `lib.rs`, `error.rs` (the crate's error and whether it is retryable), `record.rs`,
-//! `events.rs`, `headers.rs`, `catalog.rs`, `config.rs`, `config_checks.rs`, `secret.rs`,
-//! `kafka.rs`, `aws_error.rs`, `telemetry.rs`, `shutdown.rs`, `sync.rs`; `http/` — `mod.rs`
+//! `events.rs`, `headers.rs`, `catalog.rs`, `config_checks.rs`, `secret.rs`, `aws_error.rs`,
+//! `telemetry.rs`, `shutdown.rs`, `sync.rs`; `config/` — `mod.rs` (loading, the Kafka, telemetry
+//! and HTTP sections, shared validators), `lake.rs` (the `[lake]` section); `kafka/` — `mod.rs`
+//! (client settings, topic administration, watermarks, headers), `producer.rs` (the
+//! delivery-tracking producer); `http/` — `mod.rs`
 //! (readiness and the operations endpoints), `openapi.rs` (their OpenAPI description and `/openapi.json`), `server.rs` (the bounded HTTP/1
 //! server); `lake/` — `mod.rs` (the lake's public face and store selection), `store.rs` (the
 //! [`lake::LakeStore`] trait and the local-disk backend), `s3.rs` (the S3 backend: conditional
