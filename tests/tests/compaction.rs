@@ -154,6 +154,27 @@ async fn compaction_under_live_writes_never_counts_a_row_twice_or_loses_one() ->
         "only {swaps} compactions ran while the sink wrote"
     );
     ensure!(metric_value(&metrics, "stockstream_lake_files") > 0.0);
+
+    // The query API's footer cache follows the visible files: the footers of files compaction
+    // replaced are dropped, not kept until the cache's byte limit evicts them (the gauges are
+    // set every 5 s).
+    let api_metrics = format!("http://{}", services.api);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest_text(&api_metrics, "/metrics").await?;
+        let cached = metric_value(&metrics, "stockstream_query_metadata_cache_entries");
+        let visible = metric_value(&metrics, "stockstream_query_index_files");
+        if visible > 0.0 && cached <= visible {
+            println!("{cached} footers cached for {visible} visible files");
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the query API caches {cached} footers for {visible} visible files: replaced files' footers are kept"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     let report = lake_report(&lake, &kafka)?;
     assert_eq!(report["rows"], expected, "{report}");
     assert_eq!(report["duplicates"], 0, "{report}");

@@ -263,7 +263,9 @@ async fn follow_catalog(
     }
 }
 
-/// Every few seconds, sets the gauges of visible files and cached footers until `shutdown`.
+/// Every few seconds, drops the footers of files no longer visible that the cache still holds
+/// (see [`FileIndex::forget_stale_footers`]) and sets the gauges of visible files and cached
+/// footers, until `shutdown`.
 async fn report_caches(
     index: Arc<FileIndex>,
     runtime: Arc<RuntimeEnv>,
@@ -274,6 +276,10 @@ async fn report_caches(
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = timer.tick() => {}
+        }
+        let stale = index.forget_stale_footers();
+        if stale > 0 {
+            tracing::debug!(stale, "dropped cached footers of files no longer visible");
         }
         let footers = runtime.cache_manager.get_file_metadata_cache();
         crate::metrics::engine_caches(

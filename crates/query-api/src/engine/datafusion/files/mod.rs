@@ -157,12 +157,66 @@ impl FileIndex {
     }
 
     fn publish(&self, snapshot: IndexSnapshot) {
-        *self.current.write_locked() = Arc::new(snapshot);
+        let next = Arc::new(snapshot);
+        let previous = std::mem::replace(&mut *self.current.write_locked(), next.clone());
+        forget_footers(&self.runtime, &previous, &next);
         self.stats_wanted.notify_one();
+    }
+
+    /// Drops cached footers of files no longer visible, if the cache holds more footers than
+    /// there are visible files (so at least one is stale): [`forget_footers`] drops them as the
+    /// index changes, but a footer being read while its file left the index (by the statistics
+    /// loader or a query planned just before) is cached after that. Returns how many were
+    /// dropped.
+    pub fn forget_stale_footers(&self) -> usize {
+        let cache = self.runtime.cache_manager.get_file_metadata_cache();
+        let snapshot = self.snapshot();
+        if cache.len() <= snapshot.file_count() {
+            return 0;
+        }
+        let visible: std::collections::HashSet<&ObjectPath> = snapshot
+            .tables
+            .values()
+            .flat_map(|table| table.partitions.values())
+            .flat_map(|partition| partition.files.keys())
+            .collect();
+        let mut dropped = 0;
+        for location in cache.list_entries().into_keys() {
+            if !visible.contains(&location) && cache.remove(&location).is_some() {
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     fn next_sequence(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Drops from DataFusion's footer cache the files `before` showed that `after` no longer does
+/// (compaction replaced them, retention or a relist removed them, a partition left the
+/// catalog). Without this the cache kept them until its byte limit evicted them, so its memory
+/// followed every file the API had ever read rather than the lake as it is. Partitions and tables
+/// the new snapshot shares with the old one are skipped without looking at their files.
+fn forget_footers(runtime: &RuntimeEnv, before: &IndexSnapshot, after: &IndexSnapshot) {
+    let cache = runtime.cache_manager.get_file_metadata_cache();
+    for (name, table) in &before.tables {
+        let now = after.tables.get(name);
+        if now.is_some_and(|now| Arc::ptr_eq(now, table)) {
+            continue;
+        }
+        for (values, partition) in &table.partitions {
+            let current = now.and_then(|now| now.partitions.get(values));
+            if current.is_some_and(|current| Arc::ptr_eq(current, partition)) {
+                continue;
+            }
+            for location in partition.files.keys() {
+                if !current.is_some_and(|current| current.files.contains_key(location)) {
+                    cache.remove(location);
+                }
+            }
+        }
     }
 }
 
