@@ -1,8 +1,14 @@
-//! Shared harness of the end-to-end tests: a real tansu broker on a free port, the test data,
-//! the Python interpreter with the independent clients, moto, the release tarball under test
-//! (`release.rs`), and small helpers. Every process a test spawns is a [`TestProcess`]
-//! (`process.rs`), killed and reaped when the test ends, fails or panics; `metrics.rs` reads
-//! `/metrics`.
+//! Shared harness of the end-to-end tests: a real tansu broker on a free port (started by
+//! `scripts/tansu.sh`, as the local stack starts it), the test data, the Python interpreter with
+//! the independent clients, moto, and small helpers (`lib.rs`). Every process a test spawns is a
+//! [`TestProcess`] (`process.rs`), killed and reaped when the test ends, fails or panics.
+//!
+//! Files: `configs.rs` (each service's test configuration, from its defaults), `stack.rs` (the
+//! pipeline in one process), `metrics.rs` (reading `/metrics`), `http.rs` (a small HTTP client),
+//! `sse.rs` (a Server-Sent Events client), `answers.rs` (API answers checked against the CSV),
+//! `lake.rs` (lakes written without a broker), `files.rs` (quote files built from the real
+//! slice), `ingest.rs` (running the ingest binary), `bench_query.rs` (what `make bench-query`
+//! shares with its smoke test), `release.rs` (the release tarball under test).
 //!
 //! Everything a test needs is installed by `make tools` (`scripts/tools.sh`); a missing piece
 //! fails the test with the command that installs it.
