@@ -142,6 +142,20 @@ impl Tansu {
     }
 }
 
+/// `KEY=VALUE` lines of an environment file such as `deploy/env/ports.env` or a systemd
+/// `EnvironmentFile` (comments and blank lines skipped).
+pub fn read_env(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+        .collect())
+}
+
 /// Kafka settings for a test: the broker, and topic names unique to `name`.
 pub fn kafka_config(bootstrap: &str, name: &str) -> KafkaConfig {
     KafkaConfig {

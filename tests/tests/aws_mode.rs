@@ -12,32 +12,20 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use stockstream_e2e::{
-    Moto, SLICE_ROWS, Tansu, TestProcess, csv_facts, free_port, query, release_tarball, test_data,
+    Moto, SLICE_ROWS, Tansu, TestProcess, csv_facts, free_port, query, read_env, release_tarball,
+    test_data,
 };
 
 const BUCKET: &str = "stockstream-lake-e2e";
 const RESULTS_BUCKET: &str = "stockstream-athena-e2e";
 const WORKGROUP: &str = "stockstream";
-
-/// `KEY=VALUE` lines of an environment file (comments and blank lines skipped).
-fn read_env(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
-        .collect())
-}
 
 /// The unpacked release: its `bin/` and `env/aws/`.
 struct Release {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use stockstream_e2e::{SLICE_ROWS, free_port, query, test_data};
+use stockstream_e2e::{SLICE_ROWS, free_port, query, read_env, test_data};
 
 struct Stack {
     root: PathBuf,
@@ -174,25 +174,12 @@ async fn run_stop_run_keeps_every_row_exactly_once() -> Result<()> {
     Ok(())
 }
 
-/// `NAME=value` lines of a file (comments and blank lines skipped).
-fn env_file(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect())
-}
-
 /// `deploy/env/ports.env` is the one place of the local stack's ports: the scripts and the
 /// Makefile read it, and every Rust default and every file of `deploy/env/local/` must agree.
 #[test]
 fn every_default_port_is_the_one_of_ports_env() -> Result<()> {
     let root = stockstream_e2e::repo_root();
-    let ports = env_file(&root.join("deploy/env/ports.env"))?;
+    let ports = read_env(&root.join("deploy/env/ports.env"))?;
     let port = |name: &str| -> Result<u16> {
         ports
             .get(name)
@@ -252,7 +239,7 @@ fn every_default_port_is_the_one_of_ports_env() -> Result<()> {
     // The systemd units' local settings.
     let local = root.join("deploy/env/local");
     let listen = |file: &str| -> Result<Option<String>> {
-        Ok(env_file(&local.join(file))?.remove("STOCKSTREAM__HTTP__LISTEN"))
+        Ok(read_env(&local.join(file))?.remove("STOCKSTREAM__HTTP__LISTEN"))
     };
     assert_eq!(listen("s3-sink.env")?, Some(format!("127.0.0.1:{sink}")));
     assert_eq!(
@@ -262,11 +249,11 @@ fn every_default_port_is_the_one_of_ports_env() -> Result<()> {
     assert_eq!(listen("query-api.env")?, Some(format!("127.0.0.1:{query}")));
     assert_eq!(listen("ingest.env")?, Some(format!("0.0.0.0:{ingest}")));
     assert_eq!(
-        env_file(&local.join("stockstream.env"))?.remove("STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS"),
+        read_env(&local.join("stockstream.env"))?.remove("STOCKSTREAM__KAFKA__BOOTSTRAP_SERVERS"),
         Some(bootstrap)
     );
     assert_eq!(
-        env_file(&root.join("deploy/env/aws/query-api.env"))?.remove("STOCKSTREAM__HTTP__LISTEN"),
+        read_env(&root.join("deploy/env/aws/query-api.env"))?.remove("STOCKSTREAM__HTTP__LISTEN"),
         Some(format!("0.0.0.0:{query}"))
     );
     let probe_targets = format!(
@@ -277,7 +264,7 @@ fn every_default_port_is_the_one_of_ports_env() -> Result<()> {
         root.join("deploy/env/aws/probe.env"),
     ] {
         assert_eq!(
-            env_file(&probe)?.remove("STOCKSTREAM_PROBE_TARGETS"),
+            read_env(&probe)?.remove("STOCKSTREAM_PROBE_TARGETS"),
             Some(probe_targets.clone()),
             "{}",
             probe.display()
