@@ -30,7 +30,9 @@ compares the answers (the smoke test in `make test`).
 
 Environment: STOCKSTREAM_BIN (release binaries), STOCKSTREAM_CACHE, BENCH_QUERY_RUNS,
 BENCH_QUERY_CLIENTS, BENCH_QUERY_PER_CLIENT, BENCH_QUERY_LAKES (comma-separated lake names to
-measure, e.g. `partition-files`; default both); cargo (for the Rust halves, built by the Makefile).
+measure, e.g. `partition-files`; default both), BENCH_QUERY_METADATA_CACHE_MIB (our footer cache,
+default 2048: room for every footer, like DuckDB's unbounded cache); cargo (for the Rust halves,
+built by the Makefile).
 """
 import argparse
 import http.client
@@ -54,7 +56,11 @@ LAKES = [name for name in os.environ.get("BENCH_QUERY_LAKES", "").split(",") if 
 # The load phase's server: query.memory_limit and the Parquet metadata cache it may fill, plus
 # a fixed allowance for everything else (runtime, the file index and its statistics, HTTP).
 MEMORY_LIMIT_MIB = 512
-METADATA_CACHE_MIB = 256
+# DuckDB's Parquet metadata cache has no bound; ours (`query.metadata_cache_bytes`, 256 MiB by
+# default) is given room for the lakes' footers, as an operator would size it from the
+# `stockstream_query_metadata_cache_entries` and `_index_files` gauges: 39,000 footers take about
+# 540 MB in memory, 94,000 about 1.3 GB. It counts in the load phase's RSS bound.
+METADATA_CACHE_MIB = int(os.environ.get("BENCH_QUERY_METADATA_CACHE_MIB", "2048"))
 FIXED_OVERHEAD_MIB = 256
 GOAL_WARM = 3.0
 GOAL_FULL_SCAN = 1.0
@@ -102,6 +108,7 @@ class Api:
             # two busy cores may outlast the default 10 s wait, which would answer 202.
             "STOCKSTREAM__QUERY__SYNC_WAIT": "600s",
             "STOCKSTREAM__QUERY__TIMEOUT": "600s",
+            "STOCKSTREAM__QUERY__METADATA_CACHE_BYTES": str(METADATA_CACHE_MIB << 20),
             "STOCKSTREAM__TELEMETRY__LOG_FORMAT": "json",
             "STOCKSTREAM__TELEMETRY__LOG_LEVEL": "info",
         })
@@ -318,7 +325,8 @@ def rust_half(*args):
 
 def in_process(lake, work):
     out = os.path.join(work, "in-process.json")
-    env = dict(os.environ, BENCH_QUERY_LAKE=lake, BENCH_QUERY_OUT=out, BENCH_QUERY_RUNS=str(RUNS))
+    env = dict(os.environ, BENCH_QUERY_LAKE=lake, BENCH_QUERY_OUT=out, BENCH_QUERY_RUNS=str(RUNS),
+               STOCKSTREAM__QUERY__METADATA_CACHE_BYTES=str(METADATA_CACHE_MIB << 20))
     subprocess.run(rust_half("in_process"), env=env, check=True, cwd=ROOT, stdout=sys.stderr)
     with open(out) as file:
         return json.load(file)
