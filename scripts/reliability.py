@@ -403,6 +403,12 @@ SOAK_QUERIES = [
 ]
 
 
+def span(values):
+    """Lowest and highest of `values` ((0, 0) when there are none): a slope over a sawtooth (a
+    cache refilling, compaction merging what the sink wrote) says little without its range."""
+    return (min(values), max(values)) if values else (0, 0)
+
+
 def soak(work):
     """A replay of new trading days at a fixed rate: the lake gains partitions as it goes (a
     year of 50 symbols every ~65 s at 200 rows/s)."""
@@ -479,8 +485,9 @@ def soak_outcome(stack, name, minutes, rate, expected, rows, loop, samples):
         fds = slope_per_hour([(t, f[1]) for t, f in points])
         threads = slope_per_hour([(t, f[2]) for t, f in points])
         last = points[-1][1] if points else (0, 0, 0)
-        slopes.append(f"{service} RSS {last[0]:.0f} MiB ({rss:+.1f}/h), fds {last[1]} ({fds:+.1f}/h), "
-                      f"threads {last[2]} ({threads:+.1f}/h)")
+        low, high = span([f[0] for _, f in points])
+        slopes.append(f"{service} RSS {last[0]:.0f} MiB ({rss:+.1f}/h; {low:.0f}-{high:.0f} in the second half), "
+                      f"fds {last[1]} ({fds:+.1f}/h), threads {last[2]} ({threads:+.1f}/h)")
     for gauge, label in [("stockstream_query_index_files", "query-api index files"),
                          ("stockstream_query_metadata_cache_entries", "footers cached")]:
         points = samples.get(gauge, [])
@@ -488,6 +495,7 @@ def soak_outcome(stack, name, minutes, rate, expected, rows, loop, samples):
             slopes.append(f"{label} {points[-1][1]:,.0f} ({slope_per_hour(half(points)):+.0f}/h)")
     files = samples.get("lake", [])
     visible = samples.get("visible", [])
+    low, high = span([count for _, count in half(visible)])
     total, distinct = stack.lake_rows()
     if loop:
         # Every pass repeats the file's rows: all of them must be there, each pass's once.
@@ -503,7 +511,8 @@ def soak_outcome(stack, name, minutes, rate, expected, rows, loop, samples):
         "duplicated": duplicated,
         "recovery": "-",
         "observed": "; ".join(slopes)
-        + f"; files readers see {visible[-1][1] if visible else 0} ({slope_per_hour(half(visible)):+.0f}/h)"
+        + f"; files readers see {visible[-1][1] if visible else 0} ({slope_per_hour(half(visible)):+.0f}/h; "
+        f"{low}-{high} in the second half)"
         + f" in {stack.partitions()} partitions"
         + f", on disk {files[-1][1] if files else 0} ({slope_per_hour(half(files)):+.0f}/h)",
     }
