@@ -6,7 +6,7 @@
 //! Files: `configs.rs` (each service's test configuration, from its defaults), `stack.rs` (the
 //! pipeline in one process), `metrics.rs` (reading `/metrics`), `http.rs` (a small HTTP client),
 //! `sse.rs` (a Server-Sent Events client), `answers.rs` (API answers checked against the CSV),
-//! `lake.rs` (lakes written without a broker), `files.rs` (quote files built from the real
+//! `lake.rs` (lakes written without a broker), `moto.rs` (a moto server for S3, Glue and Athena), `files.rs` (quote files built from the real
 //! slice), `ingest.rs` (running the ingest binary), `bench_query.rs` (what `make bench-query`
 //! shares with its smoke test), `release.rs` (the release tarball under test).
 //!
@@ -19,6 +19,7 @@ pub mod configs;
 pub mod http;
 pub mod lake;
 pub mod metrics;
+mod moto;
 pub mod process;
 pub mod sse;
 pub mod stack;
@@ -34,6 +35,7 @@ pub mod files;
 pub mod ingest;
 use stockstream_common::config::{KafkaConfig, TopicsConfig};
 
+pub use moto::Moto;
 pub use process::TestProcess;
 
 mod release;
@@ -317,143 +319,6 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<TopicRecord>> {
         .filter(|line| line.starts_with('{'))
         .map(|line| Ok(serde_json::from_str(line)?))
         .collect()
-}
-
-/// A moto server (S3, Glue and the other AWS APIs, in memory) on a free port, killed on drop.
-///
-/// The AWS SDK takes credentials from the standard chain; `make test` exports dummy
-/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and `AWS_REGION`, so no test can reach real AWS.
-#[derive(Debug)]
-pub struct Moto {
-    process: TestProcess,
-    /// `http://127.0.0.1:port`.
-    pub endpoint: String,
-    /// The server's address.
-    pub address: SocketAddr,
-}
-
-impl Moto {
-    /// Starts moto and waits until it answers.
-    pub fn start() -> Result<Self> {
-        for variable in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-            if std::env::var_os(variable).is_none() {
-                bail!(
-                    "{variable} is not set: run the tests with `make test` (it sets dummy AWS credentials for moto)"
-                );
-            }
-        }
-        let port = free_port();
-        let process = TestProcess::spawn(
-            "moto (install it with `make tools`)",
-            Command::new(python())
-                .args([
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                bail!("moto did not listen on {address} within 30s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Self {
-            process,
-            endpoint: format!("http://{address}"),
-            address,
-        })
-    }
-}
-
-impl Moto {
-    /// Queues one canned result for the next Athena query: `columns` (name, Athena type) and `rows`, header first.
-    pub async fn queue_athena_result(
-        &self,
-        columns: &[(&str, &str)],
-        rows: &[Vec<Option<&str>>],
-    ) -> Result<()> {
-        let header: Vec<serde_json::Value> = columns
-            .iter()
-            .map(|(name, _)| serde_json::json!({"VarCharValue": name}))
-            .collect();
-        let mut all = vec![serde_json::json!({"Data": header})];
-        for row in rows {
-            let data: Vec<serde_json::Value> = row
-                .iter()
-                .map(|value| match value {
-                    Some(text) => serde_json::json!({"VarCharValue": text}),
-                    None => serde_json::json!({}),
-                })
-                .collect();
-            all.push(serde_json::json!({"Data": data}));
-        }
-        let column_info: Vec<serde_json::Value> = columns
-            .iter()
-            .map(|(name, data_type)| serde_json::json!({"Name": name, "Type": data_type, "Label": name}))
-            .collect();
-        let body = serde_json::json!({
-            "account_id": "123456789012",
-            "region": "us-east-1",
-            "results": [{"rows": all, "column_info": column_info}],
-        });
-        let answer = crate::http::http_post_json(
-            self.address,
-            "/moto-api/static/athena/query-results",
-            &body,
-            "*/*",
-        )
-        .await?;
-        anyhow::ensure!(answer.status == 201, "queueing a result: {}", answer.text());
-        Ok(())
-    }
-
-    /// Region and endpoint of this server.
-    pub fn aws(&self) -> stockstream_common::config::AwsEndpoint {
-        stockstream_common::config::AwsEndpoint {
-            region: Some("us-east-1".into()),
-            endpoint: Some(self.endpoint.clone()),
-        }
-    }
-
-    /// Creates `bucket` and returns a lake in it under `prefix`, with the given request timeout.
-    pub async fn lake(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        request_timeout: Duration,
-    ) -> Result<stockstream_common::config::LakeConfig> {
-        let sdk = self.aws().sdk_config().await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        )
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await?;
-        Ok(stockstream_common::config::LakeConfig::S3 {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            aws: self.aws(),
-            force_path_style: true,
-            request_timeout,
-        })
-    }
-
-    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process: an outage without losing
-    /// moto's in-memory state. Dropping the server kills it, stopped or not.
-    pub fn signal(&self, signal: &str) -> Result<()> {
-        self.process.signal(signal)
-    }
 }
 
 /// What DuckDB found in a local lake against a topic's end offsets
