@@ -187,9 +187,21 @@ class Api:
         return answer["rows"], elapsed
 
     def peak_rss_mib(self):
+        """Peak RSS since the process started, or since the last `reset_peak_rss`."""
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self):
+        return self._status_mib("VmRSS:")
+
+    def reset_peak_rss(self):
+        """Starts a new peak (Linux: `5` to /proc/PID/clear_refs), so a phase's peak is its own."""
+        with open(f"/proc/{self.process.pid}/clear_refs", "w") as clear:
+            clear.write("5")
+
+    def _status_mib(self, field):
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -373,6 +385,11 @@ def measure_lake(built, queries, work):
         result["agree"] = check_answers(api, connection, queries)
         connection.close()
         say(f"lake {built['lake']['name']}: {CLIENTS} concurrent clients x {PER_CLIENT} queries")
+        # The load phase's peak is its own: the start-up and the warm runs before it are not
+        # counted, but what they left resident is (printed apart).
+        result["rss_before_load"] = api.rss_mib()
+        result["peak_before_load"] = api.peak_rss_mib()
+        api.reset_peak_rss()
         result["load"] = load_phase(api, queries)
     finally:
         api.stop()
@@ -516,6 +533,8 @@ def report(result, queries):
           f"p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms; {load['ok']} ok, {load['server_errors']} server errors, "
           f"{load['client_errors']} client errors, {load['failed']} failed connections, "
           f"{load['overloaded']} x 503 overloaded (retried)")
+    print(f"  RSS before the load {result['rss_before_load']:.0f} MiB (peak until then "
+          f"{result['peak_before_load']:.0f} MiB, start-up and warm runs)")
     print(f"  peak RSS {load['peak_rss_mib']:.0f} MiB [memory_limit {MEMORY_LIMIT_MIB} + metadata cache "
           f"{METADATA_CACHE_MIB} + fixed {FIXED_OVERHEAD_MIB} = {bound} MiB: "
           f"{verdict(load['peak_rss_mib'], bound, False)}]")
