@@ -128,20 +128,25 @@ impl Tansu {
                 .stdout(Stdio::from(log.try_clone()?))
                 .stderr(Stdio::from(log)),
         )?;
-        let address: SocketAddr = bootstrap.parse()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                bail!("tansu did not listen on {bootstrap} within 30s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port("tansu", bootstrap.parse()?, Duration::from_secs(30))?;
         Ok(Self {
             _process: process,
             bootstrap,
             _dir: dir,
         })
     }
+}
+
+/// Waits until `address` accepts TCP connections (the server `what` started), at most `limit`.
+pub fn wait_for_port(what: &str, address: SocketAddr, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on {address} within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// `KEY=VALUE` lines of an environment file such as `deploy/env/ports.env` or a systemd

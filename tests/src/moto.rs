@@ -1,12 +1,12 @@
 //! A moto server for the AWS tests: S3, Glue, Athena and CloudFormation in memory on a free port.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::{TestProcess, free_port, python};
+use crate::{TestProcess, free_port, python, wait_for_port};
 
 /// A moto server (S3, Glue and the other AWS APIs, in memory) on a free port, killed on drop.
 ///
@@ -47,13 +47,7 @@ impl Moto {
                 .stderr(Stdio::null()),
         )?;
         let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                bail!("moto did not listen on {address} within 30s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port("moto", address, Duration::from_secs(30))?;
         Ok(Self {
             process,
             endpoint: format!("http://{address}"),
