@@ -75,7 +75,6 @@ class Stack:
             os.environ,
             STOCKSTREAM_VAR=str(self.var),
             STOCKSTREAM_BIN=str(BIN),
-            TANSU=TANSU,
             KAFKA_PORT=str(self.kafka_port),
             QUERY_LISTEN=self.listen["query-api"],
             SINK_LISTEN=self.listen["s3-sink"],

@@ -42,7 +42,7 @@ impl Stack {
             .args(args)
             .env("STOCKSTREAM_VAR", self.var.path())
             .env("STOCKSTREAM_BIN", bin)
-            .env("TANSU", tansu)
+            .env("STOCKSTREAM_TANSU", tansu)
             .env("KAFKA_PORT", self.kafka_port.to_string())
             .env("QUERY_LISTEN", &self.query_listen)
             .env("SINK_LISTEN", &self.sink_listen)
