@@ -90,6 +90,11 @@ class Broker:
                 if time.time() > deadline:
                     sys.exit("bench-ingest: tansu did not start")
                 time.sleep(0.1)
+        # The header index locks tansu's database while it is made: wait for it.
+        while not os.path.exists(os.path.join(self.dir, "tansu.db.indexed")):
+            if time.time() > deadline:
+                sys.exit("bench-ingest: tansu's header index was not made")
+            time.sleep(0.05)
 
     def cpu(self):
         return process_cpu(self.process.pid)

@@ -127,6 +127,7 @@ start_broker() {
   # scripts/tansu.sh execs tansu, so the pid file names the broker itself.
   daemonize "$VAR/log/tansu.log" "$VAR/run/tansu.pid" "$VAR/tansu" "$ROOT/scripts/tansu.sh" "$VAR/tansu" "$BOOTSTRAP"
   wait_for "tansu on $BOOTSTRAP" 30 port_open "$BOOTSTRAP"
+  wait_for "tansu's header index (scripts/tansu-index.py)" 30 test -f "$VAR/tansu/tansu.db.indexed"
   say "tansu started (pid $(cat "$VAR/run/tansu.pid")) on $BOOTSTRAP, data in $VAR/tansu/tansu.db"
 }
 

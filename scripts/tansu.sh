@@ -30,6 +30,8 @@ fi
 cd "$dir"
 # tansu-index.py waits (up to 30 s) for tansu to create the table, then adds the index; its
 # output goes where tansu's does.
+# Callers wait for tansu.db.indexed (the index is made) before using the broker.
+rm -f "$dir/tansu.db.indexed"
 python3 "$HERE/tansu-index.py" "$dir/tansu.db" &
 # tansu resolves the sqlite path against its working directory.
 exec "$TANSU" broker --listener-url "tcp://$bootstrap" --advertised-listener-url "tcp://$bootstrap" \

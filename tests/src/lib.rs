@@ -129,6 +129,16 @@ impl Tansu {
                 .stderr(Stdio::from(log)),
         )?;
         wait_for_port("tansu", bootstrap.parse()?, Duration::from_secs(30))?;
+        // Creating the header index locks tansu's database: wait until it is made (a topic
+        // created meanwhile fails with an unknown broker error).
+        let indexed = dir.path().join("tansu.db.indexed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !indexed.exists() {
+            if Instant::now() > deadline {
+                bail!("tansu's header index was not made within 30 s (scripts/tansu-index.py)");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(Self {
             _process: process,
             bootstrap,
