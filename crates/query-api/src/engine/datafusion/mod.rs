@@ -17,10 +17,12 @@
 //! - [`table`]: the schema and table providers over the index;
 //! - [`commits`]: the `lake.commits` follower;
 //! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain);
+//! - `local_store.rs`: the local lake's store, reading small ranges without a blocking-pool hop;
 //! - [`tail`]: real-time SQL, table `quotes` as the lake plus the live view's tail.
 
 mod commits;
 pub mod files;
+mod local_store;
 pub mod store;
 pub mod table;
 pub mod tail;

@@ -1,5 +1,6 @@
-//! The lake as an `object_store` for DataFusion: a local directory or an S3 bucket (with the
-//! lake's region, endpoint and path-style settings), both addressed by lake-relative paths.
+//! The lake as an `object_store` for DataFusion: a local directory (read through
+//! [`LocalLakeStore`]) or an S3 bucket (with the lake's region, endpoint and path-style
+//! settings), both addressed by lake-relative paths.
 //!
 //! On S3, credentials come from the standard AWS chain through `aws-config` — environment,
 //! profile, web identity, the EC2 instance role — exactly as for the other services, adapted to
@@ -15,6 +16,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, CredentialProvider, ObjectStore};
 use stockstream_common::config::LakeConfig;
 
+use super::local_store::LocalLakeStore;
 use crate::error::{Error, Result};
 
 /// The lake's store and its URL (`file:///abs/root/`, `s3://bucket/prefix/`), ending in `/`.
@@ -42,7 +44,7 @@ pub async fn open_lake(config: &LakeConfig) -> Result<LakeObjectStore> {
                     source,
                 })
             })?;
-            let store = LocalFileSystem::new_with_prefix(&root)?;
+            let store = LocalLakeStore::new(LocalFileSystem::new_with_prefix(&root)?);
             Ok(LakeObjectStore {
                 store: Arc::new(store),
                 url: format!("file://{}/", root.display()),
