@@ -28,11 +28,11 @@ if [ ! -x "$TANSU" ]; then
   exit 1
 fi
 cd "$dir"
-# tansu-index.py waits (up to 30 s) for tansu to create the table, then adds the index; its
-# output goes where tansu's does.
+# tansu-index.py waits (up to 30 s) until tansu listens (its schema is made and the broker
+# registered), then adds the index; its output goes where tansu's does.
 # Callers wait for tansu.db.indexed (the index is made) before using the broker.
 rm -f "$dir/tansu.db.indexed"
-python3 "$HERE/tansu-index.py" "$dir/tansu.db" &
+python3 "$HERE/tansu-index.py" "$dir/tansu.db" "$bootstrap" &
 # tansu resolves the sqlite path against its working directory.
 exec "$TANSU" broker --listener-url "tcp://$bootstrap" --advertised-listener-url "tcp://$bootstrap" \
   --storage-engine "sqlite://tansu.db"

@@ -118,7 +118,7 @@ impl Tansu {
         let log = std::fs::File::create(dir.path().join("tansu.log"))?;
         // scripts/tansu.sh execs tansu (the process killed on drop is the broker) and adds the
         // index tansu 0.6.0's sqlite schema lacks (scripts/tansu-index.py).
-        let process = TestProcess::spawn(
+        let mut process = TestProcess::spawn(
             "tansu",
             Command::new("bash")
                 .arg(repo_root().join("scripts/tansu.sh"))
@@ -128,17 +128,26 @@ impl Tansu {
                 .stdout(Stdio::from(log.try_clone()?))
                 .stderr(Stdio::from(log)),
         )?;
-        wait_for_port("tansu", bootstrap.parse()?, Duration::from_secs(30))?;
-        // Creating the header index locks tansu's database: wait until it is made (a topic
-        // created meanwhile fails with an unknown broker error).
+        // tansu-index.py makes tansu.db.indexed once tansu listens and the index is made;
+        // creating the index locks tansu's database, and a topic created meanwhile fails with an
+        // unknown broker error, so the broker is ready only then.
         let indexed = dir.path().join("tansu.db.indexed");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !indexed.exists() {
-            if Instant::now() > deadline {
-                bail!("tansu's header index was not made within 30 s (scripts/tansu-index.py)");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            "tansu (listening, header index made)",
+            Duration::from_secs(30),
+            || match process.try_wait()? {
+                Some(status) => bail!("tansu exited ({status}) before it was ready"),
+                None => Ok(indexed.exists()),
+            },
+        )
+        .with_context(|| {
+            let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
+            let start = (log.len().saturating_sub(4000)..)
+                .find(|&index| log.is_char_boundary(index))
+                .unwrap_or(log.len());
+            let tail = &log[start..];
+            format!("tansu on {bootstrap}; its log ends:\n{tail}")
+        })?;
         Ok(Self {
             _process: process,
             bootstrap,
@@ -149,12 +158,24 @@ impl Tansu {
 
 /// Waits until `address` accepts TCP connections (the server `what` started), at most `limit`.
 pub fn wait_for_port(what: &str, address: SocketAddr, limit: Duration) -> Result<()> {
+    wait_until(&format!("{what} on {address}"), limit, || {
+        Ok(TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok())
+    })
+}
+
+/// Polls `ready` every 50 ms until it is true, at most `limit`; an error from `ready` ends the
+/// wait at once. `what` names what is awaited in the timeout's error.
+pub fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + limit;
-    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+    while !ready()? {
         if Instant::now() > deadline {
-            bail!("{what} did not listen on {address} within {limit:?}");
+            bail!("{what}: not ready within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
 }
