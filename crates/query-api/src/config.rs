@@ -1,7 +1,7 @@
 //! Configuration of the query API: the shared sections plus `[query]` (with `[query.glue]` and
 //! `[query.athena]`), `[live]`, `[status]` and `[http]`, validated once into [`Config`].
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ timeout = "30s"
 sync_wait = "10s"
 max_concurrent = 8
 queue_timeout = "2s"
+max_scan_files = 100000
 memory_limit = 1073741824
 metadata_cache_bytes = 268435456
 catalog_refresh = "1s"
@@ -100,6 +101,7 @@ struct RawQuerySection {
     sync_wait: String,
     max_concurrent: usize,
     queue_timeout: String,
+    max_scan_files: u32,
     memory_limit: usize,
     metadata_cache_bytes: usize,
     catalog_refresh: String,
@@ -258,6 +260,10 @@ pub struct QueryConfig {
     pub max_concurrent: NonZeroUsize,
     /// How long a request waits for a free execution slot.
     pub queue_timeout: Duration,
+    /// Files the running DataFusion scans may hold at once: DataFusion keeps about 5 KB per
+    /// scanned file outside the memory pool until the query ends, so a query waits (within its
+    /// time limit) while running scans hold the budget; one scanning more runs alone.
+    pub max_scan_files: NonZeroU32,
     /// Memory the DataFusion engine may use for all queries together (spilling beyond it).
     pub memory_limit: NonZeroUsize,
     /// Memory for cached Parquet footers and page indexes.
@@ -362,6 +368,8 @@ fn validate_query(query: RawQuerySection) -> Result<QueryConfig> {
         sync_wait: parse_duration("query.sync_wait", &query.sync_wait)?,
         max_concurrent: non_zero("query.max_concurrent", query.max_concurrent)?,
         queue_timeout: parse_duration("query.queue_timeout", &query.queue_timeout)?,
+        max_scan_files: NonZeroU32::new(query.max_scan_files)
+            .ok_or_else(|| Error::config("query.max_scan_files", "must be at least 1"))?,
         memory_limit: non_zero("query.memory_limit", query.memory_limit)?,
         metadata_cache_bytes: non_zero("query.metadata_cache_bytes", query.metadata_cache_bytes)?,
         catalog_refresh: parse_duration("query.catalog_refresh", &query.catalog_refresh)?,

@@ -12,6 +12,8 @@
 //! - `stockstream_query_index_files`, `stockstream_query_metadata_cache_entries`,
 //!   `stockstream_query_metadata_cache_limit_bytes`: the DataFusion engine's visible files and
 //!   the Parquet footers it keeps (fewer entries than files means full scans read footers again);
+//! - `stockstream_query_scan_files_admitted`: files the running DataFusion scans hold of
+//!   `query.max_scan_files`;
 //! - `stockstream_live_tailing`, `stockstream_live_quotes_total`,
 //!   `stockstream_live_quotes_skipped_total`: the tail of `quotes` behind the live view;
 //! - `stockstream_live_tail_gaps_total`: real-time queries whose tail did not reach the lake;
@@ -43,6 +45,11 @@ pub(crate) fn rejected(reason: &'static str) {
 /// Adjusts the number of queries executing.
 pub(crate) fn in_flight(engine: &'static str, delta: f64) {
     metrics::gauge!("stockstream_query_in_flight", "engine" => engine).increment(delta);
+}
+
+/// Adjusts the files the running DataFusion scans hold of the scan budget.
+pub(crate) fn scan_files_admitted(delta: f64) {
+    metrics::gauge!("stockstream_query_scan_files_admitted").increment(delta);
 }
 
 /// Records `count` applied `lake.commits` events.

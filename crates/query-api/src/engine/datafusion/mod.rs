@@ -9,6 +9,8 @@
 //!
 //! Files:
 //! - `mod.rs`: the engine (session, planning, execution task);
+//! - `admission.rs`: the scan budget (`query.max_scan_files`), which queries wait for before
+//!   they execute;
 //! - [`files`] (`files/`): the index of visible files, following the catalog and `lake.commits`:
 //!   `mod.rs` (the index and its snapshot), `listing.rs` (listing as the catalog changes, the
 //!   relist), `committed.rs` (files from commit events), `carry_over.rs` (files kept visible when
@@ -20,6 +22,7 @@
 //! - `local_store.rs`: the local lake's store, reading small ranges without a blocking-pool hop;
 //! - [`tail`]: real-time SQL, table `quotes` as the lake plus the live view's tail.
 
+mod admission;
 mod commits;
 pub mod files;
 mod local_store;
@@ -49,6 +52,7 @@ use futures::StreamExt;
 use stockstream_common::config::{KafkaConfig, LakeConfig};
 use tokio_util::sync::CancellationToken;
 
+use self::admission::ScanBudget;
 pub use self::files::FileIndex;
 use self::store::open_lake;
 use self::table::{LAKE_STORE_URL, LakeSchema};
@@ -70,6 +74,8 @@ pub struct DataFusionEngine {
     catalog: CatalogView,
     /// Whether table `quotes` includes the live tail.
     live_tail: bool,
+    /// Files the running scans may hold at once (`query.max_scan_files`).
+    scan_budget: ScanBudget,
 }
 
 impl std::fmt::Debug for DataFusionEngine {
@@ -163,6 +169,7 @@ impl DataFusionEngine {
             index,
             catalog,
             live_tail,
+            scan_budget: ScanBudget::new(query.max_scan_files.get()),
         }))
     }
 
@@ -352,7 +359,14 @@ impl QueryEngine for DataFusionEngine {
         let plan = self.plan(&request, tail_rows.clone()).await?;
         let (sink, execution) = ExecutionSink::channel(EngineKind::DataFusion);
         let task_context = self.context.task_ctx();
-        tokio::spawn(drive(sink, plan, task_context, request.timeout, tail_rows));
+        tokio::spawn(drive(
+            sink,
+            plan,
+            task_context,
+            request.timeout,
+            tail_rows,
+            self.scan_budget.clone(),
+        ));
         Ok(execution)
     }
 
@@ -365,32 +379,44 @@ impl QueryEngine for DataFusionEngine {
     }
 }
 
-/// Runs `plan`, sending its batches to `sink`, until done, cancelled or past `timeout`.
+/// Runs `plan`, sending its batches to `sink`, until done, cancelled or past `timeout`: first
+/// waits for its files' share of `scan_budget` (queued), then executes (running).
 async fn drive(
     sink: ExecutionSink,
     plan: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     timeout: Duration,
     tail_rows: Option<Arc<TailRows>>,
+    scan_budget: ScanBudget,
 ) {
-    sink.update(|status| status.state = QueryState::Running);
     let started = tokio::time::Instant::now();
+    let (files, partitions) = scanned_files(plan.as_ref());
+    // Held until the plan, whose per-file state it stands for, is no longer needed.
+    let mut admission = None;
+    let mut queued = None;
     let outcome = tokio::select! {
-        outcome = produce(&sink, plan.clone(), context) => outcome,
+        outcome = async {
+            admission = Some(scan_budget.admit(files).await);
+            queued = Some(started.elapsed());
+            sink.update(|status| status.state = QueryState::Running);
+            produce(&sink, plan.clone(), context).await
+        } => outcome,
         () = tokio::time::sleep(timeout) => Err(Error::Timeout(timeout)),
         () = sink.cancel.cancelled() => Err(Error::Cancelled(String::new())),
     };
-    let (files, partitions) = scanned_files(plan.as_ref());
     let bytes = metric_sum(plan.as_ref(), "bytes_scanned");
     sink.update(|status| {
         status.stats.bytes_scanned = bytes;
         status.stats.files_scanned = Some(files);
         status.stats.partitions_scanned = Some(partitions);
+        status.stats.queue_ms = queued.map(|queued| queued.as_millis() as u64);
         status.stats.tail_rows = tail_rows
             .as_ref()
             .map(|rows| rows.0.load(std::sync::atomic::Ordering::Relaxed));
         status.stats.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     });
+    drop(plan);
+    drop(admission);
     sink.finish(outcome);
 }
 

@@ -210,9 +210,9 @@ impl TableProvider for LakeTable {
             for entry in partition.files.values() {
                 let mut file = PartitionedFile::from(entry.meta.clone());
                 file.partition_values = partition.values.clone();
-                if let Some(statistics) = &entry.statistics {
-                    file = file.with_statistics(statistics.clone());
-                }
+                // Already extended with the partition columns (not `with_statistics`, which
+                // would copy them for every file of every query).
+                file.statistics = entry.statistics.clone();
                 files.push(file);
             }
         }

@@ -54,7 +54,8 @@ use crate::error::{Error, Result};
 pub struct FileEntry {
     /// Lake-relative location, size, modification time.
     pub meta: ObjectMeta,
-    /// Statistics from the footer, once read.
+    /// Statistics as the table sees the file, once its footer is read: the footer's columns,
+    /// then the partition columns (`statistics.rs`). Every query's plan shares them.
     pub statistics: Option<Arc<Statistics>>,
     /// Index sequence number when the file was added (re-listing keeps newer entries).
     added: u64,
