@@ -58,7 +58,7 @@ LAKES = [name for name in os.environ.get("BENCH_QUERY_LAKES", "").split(",") if 
 MEMORY_LIMIT_MIB = 512
 # DuckDB's Parquet metadata cache has no bound; ours (`query.metadata_cache_bytes`, 256 MiB by
 # default) is given room for the lakes' footers, as an operator would size it from the
-# `stockstream_query_metadata_cache_entries` and `_index_files` gauges: 39,000 footers take about
+# `stockstream_query_metadata_cache_entries`, `_bytes` and `_index_files` gauges: 39,000 footers take about
 # 540 MB in memory, 94,000 about 1.3 GB. It counts in the load phase's RSS bound.
 METADATA_CACHE_MIB = int(os.environ.get("BENCH_QUERY_METADATA_CACHE_MIB", "2048"))
 FIXED_OVERHEAD_MIB = 256

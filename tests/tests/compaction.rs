@@ -165,7 +165,14 @@ async fn compaction_under_live_writes_never_counts_a_row_twice_or_loses_one() ->
         let cached = metric_value(&metrics, "stockstream_query_metadata_cache_entries");
         let visible = metric_value(&metrics, "stockstream_query_index_files");
         if visible > 0.0 && cached <= visible {
-            println!("{cached} footers cached for {visible} visible files");
+            // The bytes the cache accounts: some per cached footer, within its limit.
+            let bytes = metric_value(&metrics, "stockstream_query_metadata_cache_bytes");
+            let limit = metric_value(&metrics, "stockstream_query_metadata_cache_limit_bytes");
+            ensure!(
+                (cached == 0.0 || bytes >= cached * 100.0) && bytes <= limit,
+                "{bytes} bytes for {cached} cached footers (limit {limit})"
+            );
+            println!("{cached} footers ({bytes} bytes) cached for {visible} visible files");
             break;
         }
         ensure!(

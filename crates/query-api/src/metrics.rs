@@ -10,8 +10,9 @@
 //! - `stockstream_query_commit_events_total`, `stockstream_query_commit_events_unreadable_total`,
 //!   `stockstream_query_following_commits`: the DataFusion engine's view of `lake.commits`;
 //! - `stockstream_query_index_files`, `stockstream_query_metadata_cache_entries`,
-//!   `stockstream_query_metadata_cache_limit_bytes`: the DataFusion engine's visible files and
-//!   the Parquet footers it keeps (fewer entries than files means full scans read footers again);
+//!   `stockstream_query_metadata_cache_bytes`, `stockstream_query_metadata_cache_limit_bytes`: the
+//!   DataFusion engine's visible files and the Parquet footers it keeps (fewer entries than files
+//!   means full scans read footers again; the bytes, as the cache accounts them, against its limit);
 //! - `stockstream_query_scan_files_admitted`: files the running DataFusion scans hold of
 //!   `query.max_scan_files`;
 //! - `stockstream_live_tailing`, `stockstream_live_quotes_total`,
@@ -102,9 +103,23 @@ pub(crate) fn live_tail_gap() {
     metrics::counter!("stockstream_live_tail_gaps_total").increment(1);
 }
 
+/// The DataFusion engine's visible files and its footer cache.
+pub(crate) struct EngineCaches {
+    /// Visible files in the index.
+    pub(crate) index_files: usize,
+    /// Footers cached.
+    pub(crate) footers: usize,
+    /// Bytes the cached footers take, as the cache accounts them.
+    pub(crate) footer_bytes: usize,
+    /// The cache's limit (`query.metadata_cache_bytes`).
+    pub(crate) footer_limit_bytes: usize,
+}
+
 /// Sets the DataFusion engine's index and footer-cache gauges.
-pub(crate) fn engine_caches(index_files: usize, cache_entries: usize, cache_limit_bytes: usize) {
-    metrics::gauge!("stockstream_query_index_files").set(index_files as f64);
-    metrics::gauge!("stockstream_query_metadata_cache_entries").set(cache_entries as f64);
-    metrics::gauge!("stockstream_query_metadata_cache_limit_bytes").set(cache_limit_bytes as f64);
+pub(crate) fn engine_caches(caches: EngineCaches) {
+    metrics::gauge!("stockstream_query_index_files").set(caches.index_files as f64);
+    metrics::gauge!("stockstream_query_metadata_cache_entries").set(caches.footers as f64);
+    metrics::gauge!("stockstream_query_metadata_cache_bytes").set(caches.footer_bytes as f64);
+    metrics::gauge!("stockstream_query_metadata_cache_limit_bytes")
+        .set(caches.footer_limit_bytes as f64);
 }

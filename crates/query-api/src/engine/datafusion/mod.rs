@@ -40,9 +40,14 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
+use datafusion::execution::cache::Cache;
+use datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, CachedFileMetadataEntry, FileMetadataCache,
+};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -65,6 +70,9 @@ use crate::guard::DATA_CATALOG;
 
 /// How often the index and footer-cache gauges are set.
 const CACHE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// DataFusion's cache of Parquet footers (with their page indexes), by file.
+type FooterCache = DefaultCache<object_store::path::Path, CachedFileMetadataEntry>;
 
 /// DataFusion over the lake.
 pub struct DataFusionEngine {
@@ -111,9 +119,17 @@ impl DataFusionEngine {
     ) -> Result<Arc<Self>> {
         let query = &settings.query;
         let lake = open_lake(&settings.lake).await?;
+        // Our own handle on the footer cache, for the bytes it holds (`/metrics`).
+        let footers: Arc<FooterCache> = Arc::new(
+            DefaultCache::new(query.metadata_cache_bytes.get()).with_name("parquet footers"),
+        );
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(query.memory_limit.get())))
-            .with_metadata_cache_limit(query.metadata_cache_bytes.get())
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_file_metadata_cache(Some(footers.clone() as Arc<FileMetadataCache>))
+                    .with_metadata_cache_limit(query.metadata_cache_bytes.get()),
+            )
             .build_arc()?;
         runtime.register_object_store(
             ObjectStoreUrl::parse(LAKE_STORE_URL)?.as_ref(),
@@ -143,11 +159,7 @@ impl DataFusionEngine {
         context.register_catalog(DATA_CATALOG, Arc::new(data_catalog));
 
         tokio::spawn(index.clone().load_statistics(shutdown.clone()));
-        tokio::spawn(report_caches(
-            index.clone(),
-            context.runtime_env(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(report_caches(index.clone(), footers, shutdown.clone()));
         tokio::spawn(follow_catalog(
             index.clone(),
             catalog.clone(),
@@ -277,7 +289,7 @@ async fn follow_catalog(
 /// footers, until `shutdown`.
 async fn report_caches(
     index: Arc<FileIndex>,
-    runtime: Arc<RuntimeEnv>,
+    footers: Arc<FooterCache>,
     shutdown: CancellationToken,
 ) {
     let mut timer = tokio::time::interval(CACHE_REPORT_INTERVAL);
@@ -290,12 +302,12 @@ async fn report_caches(
         if stale > 0 {
             tracing::debug!(stale, "dropped cached footers of files no longer visible");
         }
-        let footers = runtime.cache_manager.get_file_metadata_cache();
-        crate::metrics::engine_caches(
-            index.snapshot().file_count(),
-            footers.len(),
-            footers.cache_limit(),
-        );
+        crate::metrics::engine_caches(crate::metrics::EngineCaches {
+            index_files: index.snapshot().file_count(),
+            footers: footers.len(),
+            footer_bytes: footers.memory_used(),
+            footer_limit_bytes: footers.cache_limit(),
+        });
     }
 }
 
