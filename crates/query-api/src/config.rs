@@ -262,7 +262,8 @@ pub struct QueryConfig {
     pub queue_timeout: Duration,
     /// Files the running DataFusion scans may hold at once: DataFusion keeps about 5 KB per
     /// scanned file outside the memory pool until the query ends, so a query waits (within its
-    /// time limit) while running scans hold the budget; one scanning more runs alone.
+    /// time limit) while running scans hold the budget; one scanning more than three quarters of
+    /// it takes three quarters.
     pub max_scan_files: NonZeroU32,
     /// Memory the DataFusion engine may use for all queries together (spilling beyond it).
     pub memory_limit: NonZeroUsize,

@@ -5,9 +5,10 @@
 //! the plan. heaptrack put it at about 5 KB a file: 190 MB for a full scan of the 39,000-file
 //! bench lake, and eight such scans at once took the process from 1.6 GB to 4.9 GB. So a query
 //! takes one unit per file it scans (`query.max_scan_files` in all) before it executes, and
-//! waits — counted in its time limit, shown as `queue_ms` — while running scans hold them. A
-//! query scanning more files than the budget takes all of it and runs alone; selective queries
-//! take a few units and pass.
+//! waits — counted in its time limit, shown as `queue_ms` — while running scans hold them.
+//! Selective queries take a few units and pass. A query scanning more than three quarters of the
+//! budget takes three quarters: two such scans never run at once, and the last quarter stays for
+//! the queries beside them, which a full scan would otherwise hold up for its whole run.
 
 use std::sync::Arc;
 
@@ -36,9 +37,11 @@ impl ScanBudget {
         }
     }
 
-    /// Waits until a scan of `files` files fits (at most the whole budget), then holds its share.
+    /// Waits until a scan of `files` files fits (at most three quarters of the budget), then
+    /// holds its share.
     pub(crate) async fn admit(&self, files: u64) -> ScanAdmission {
-        let files = u32::try_from(files).unwrap_or(u32::MAX).min(self.total);
+        let largest = (self.total - self.total / 4).max(1);
+        let files = u32::try_from(files).unwrap_or(u32::MAX).min(largest);
         if files == 0 {
             return ScanAdmission {
                 permit: None,
@@ -84,13 +87,28 @@ mod tests {
             .expect("admitted once the budget was given back")
             .expect("task");
         drop((small, admitted));
-        // A scan larger than the whole budget takes all of it and runs.
+        // A scan larger than three quarters of the budget takes three quarters: queries that fit
+        // in the last quarter still run beside it, another large scan waits.
         let huge = tokio::time::timeout(Duration::from_secs(5), budget.admit(1_000))
             .await
-            .expect("a scan larger than the budget runs alone");
-        assert_eq!(huge.files, 100);
-        assert_eq!(budget.units.available_permits(), 0);
+            .expect("a scan larger than the budget runs");
+        assert_eq!(huge.files, 75);
+        let beside = tokio::time::timeout(Duration::from_secs(5), budget.admit(25))
+            .await
+            .expect("a small scan runs beside the large one");
+        drop(beside);
+        let second = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.admit(1_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "two large scans ran at once");
         drop(huge);
+        let second = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second large scan runs once the first ends")
+            .expect("task");
+        drop(second);
         assert_eq!(budget.units.available_permits(), 100);
         // Scanning no file takes nothing.
         let none = budget.admit(0).await;
