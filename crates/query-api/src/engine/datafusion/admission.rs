@@ -24,7 +24,7 @@ pub(crate) struct ScanBudget {
 /// A running query's share of the budget, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct ScanAdmission {
-    permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
     files: u32,
 }
 
@@ -38,28 +38,27 @@ impl ScanBudget {
     }
 
     /// Waits until a scan of `files` files fits (at most three quarters of the budget), then
-    /// holds its share.
+    /// holds its share (none for a scan of no file).
     pub(crate) async fn admit(&self, files: u64) -> ScanAdmission {
         let largest = (self.total - self.total / 4).max(1);
         let files = u32::try_from(files).unwrap_or(u32::MAX).min(largest);
-        if files == 0 {
-            return ScanAdmission {
-                permit: None,
-                files,
-            };
-        }
-        // The semaphore is never closed, so acquiring only ends with a permit.
-        let permit = self.units.clone().acquire_many_owned(files).await.ok();
+        let permit = self
+            .units
+            .clone()
+            .acquire_many_owned(files)
+            .await
+            .expect("the scan budget's semaphore is never closed");
         crate::metrics::scan_files_admitted(f64::from(files));
-        ScanAdmission { permit, files }
+        ScanAdmission {
+            _permit: permit,
+            files,
+        }
     }
 }
 
 impl Drop for ScanAdmission {
     fn drop(&mut self) {
-        if self.permit.is_some() {
-            crate::metrics::scan_files_admitted(-f64::from(self.files));
-        }
+        crate::metrics::scan_files_admitted(-f64::from(self.files));
     }
 }
 
@@ -69,16 +68,22 @@ mod tests {
 
     use super::*;
 
+    /// `budget.admit(files)` in a task of its own, to see whether it waits.
+    fn admit_in_background(
+        budget: &ScanBudget,
+        files: u64,
+    ) -> tokio::task::JoinHandle<ScanAdmission> {
+        let budget = budget.clone();
+        tokio::spawn(async move { budget.admit(files).await })
+    }
+
     #[tokio::test]
     async fn scans_wait_while_running_ones_hold_the_budget() {
         let budget = ScanBudget::new(100);
         let full = budget.admit(70).await;
         // 20 more fit beside the 70; 20 after that do not, until the first scan ends.
         let small = budget.admit(20).await;
-        let waiting = tokio::spawn({
-            let budget = budget.clone();
-            async move { budget.admit(20).await }
-        });
+        let waiting = admit_in_background(&budget, 20);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "admitted past the budget");
         drop(full);
@@ -97,10 +102,7 @@ mod tests {
             .await
             .expect("a small scan runs beside the large one");
         drop(beside);
-        let second = tokio::spawn({
-            let budget = budget.clone();
-            async move { budget.admit(1_000).await }
-        });
+        let second = admit_in_background(&budget, 1_000);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!second.is_finished(), "two large scans ran at once");
         drop(huge);
