@@ -13,6 +13,30 @@ use stockstream_query_api::{Config, run};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How much free memory glibc's malloc keeps at the top of a heap before returning it to the
+/// system (its default is 128 KiB).
+const C_HEAP_TRIM_THRESHOLD: libc::c_int = 4 << 20;
+
+/// zstd's C code still allocates from glibc's malloc: a 95 KiB decompression context per column
+/// chunk read, freed at once. With glibc's default threshold every free handed those pages back
+/// (`madvise`) and the next context faulted them in again: a third of the CPU of a full scan of
+/// the 39,000-file bench lake (docs/query-api.md, "Allocator"). A larger threshold keeps them.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn keep_freed_c_heap() {
+    // SAFETY: `mallopt` only sets one of glibc malloc's parameters (under the allocator's own
+    // lock); it is called first thing in `main`, and its result is checked.
+    let applied = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, C_HEAP_TRIM_THRESHOLD) };
+    if applied != 1 {
+        eprintln!(
+            "stockstream-query-api: glibc refused M_TRIM_THRESHOLD; running with its default"
+        );
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_c_heap() {}
+
 /// Serves SQL over the lake's catalogued tables on HTTP.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -23,6 +47,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    keep_freed_c_heap();
     let args = Args::parse();
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
