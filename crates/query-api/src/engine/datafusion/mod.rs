@@ -17,6 +17,7 @@
 //!   compaction moves a partition), `layout.rs` (which partition owns a key), `statistics.rs`
 //!   (footers read into statistics);
 //! - [`table`]: the schema and table providers over the index;
+//! - `parquet_reader.rs`: how a scan opens each file (footers from the cache, bytes counted);
 //! - [`commits`]: the `lake.commits` follower;
 //! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain);
 //! - `local_store.rs`: the local lake's store, reading small ranges without a blocking-pool hop;
@@ -26,6 +27,7 @@ mod admission;
 mod commits;
 pub mod files;
 mod local_store;
+mod parquet_reader;
 pub mod store;
 pub mod table;
 pub mod tail;

@@ -5,7 +5,8 @@
 //! partition or file is visible to the next query without re-registering anything. A scan prunes
 //! the catalogued partitions with the query's filters on partition columns (evaluated on all
 //! partitions at once), then reads the surviving files with DataFusion's Parquet source
-//! (statistics, page-index and row-filter pushdown, footers from the shared metadata cache).
+//! (statistics, page-index and row-filter pushdown), each file opened by
+//! [`LakeReaderFactory`] (footers from the shared metadata cache).
 
 use std::sync::Arc;
 
@@ -14,11 +15,10 @@ use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session};
 use datafusion::common::{DFSchema, ScalarValue, Statistics, plan_err};
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -33,6 +33,7 @@ use datafusion_datasource::memory::MemorySourceConfig;
 use stockstream_common::lake::QUOTES_TABLE;
 
 use super::files::{FileIndex, PartitionFiles, TableFiles};
+use super::parquet_reader::LakeReaderFactory;
 use super::tail::{LiveTail, TailRows, count_rows};
 
 /// The URL the lake's object store is registered under in the session.
@@ -254,20 +255,30 @@ impl LakeTable {
         }
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let (groups, statistics) = scan_statistics(groups, &self.files.schema)?;
-        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let table_schema = TableSchema::builder(self.files.file_schema.clone())
             .with_table_partition_cols(self.files.partition_fields.clone())
             .build();
-        let config = FileScanConfigBuilder::new(
-            ObjectStoreUrl::parse(LAKE_STORE_URL)?,
-            format.file_source(table_schema),
-        )
-        .with_file_groups(groups)
-        .with_statistics(statistics)
-        .with_projection_indices(projection.cloned())?
-        .with_limit(limit)
-        .build();
-        format.create_physical_plan(state, config).await
+        let options = state.table_options().parquet.clone();
+        let metadata_size_hint = options.global.metadata_size_hint;
+        let url = ObjectStoreUrl::parse(LAKE_STORE_URL)?;
+        let runtime = state.runtime_env();
+        // What `ParquetFormat::create_physical_plan` builds, with our reader factory.
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(LakeReaderFactory::new(
+                runtime.object_store(&url)?,
+                runtime.cache_manager.get_file_metadata_cache(),
+            )));
+        if let Some(hint) = metadata_size_hint {
+            source = source.with_metadata_size_hint(hint);
+        }
+        let config = FileScanConfigBuilder::new(url, Arc::new(source))
+            .with_file_groups(groups)
+            .with_statistics(statistics)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
     }
 }
 
