@@ -2,7 +2,7 @@
 //! log (read back, not sent again), and the checkpoints that record how far every row is
 //! acknowledged (see docs/ingest.md).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -12,6 +12,7 @@ use super::{Mode, Tally, Unit};
 use crate::emit::{Emitter, Origin, log_ends, recover};
 use crate::error::{Error, Result};
 use crate::offsets::{OffsetStore, SourceOffset};
+use crate::reader::RowOutcome;
 
 /// How often progress is checkpointed into the source-offset store.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -27,6 +28,18 @@ pub(super) struct Pass {
     /// The origin stamped on the rows of each file of the unit.
     pub(super) origins: Vec<Origin>,
     last_checkpoint: Instant,
+    /// The rows counted in `state` whose position is beyond its checkpoint, in position order:
+    /// a checkpoint records the counts of the rows up to its position only, so a run that resumes
+    /// from it (and counts those rows again, sent or found on the log) counts each row once.
+    beyond: VecDeque<(u64, Counted)>,
+}
+
+/// Which of `SourceOffset`'s counters a row went to.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    Produced,
+    DeadLettered,
+    SkippedEmpty,
 }
 
 impl Pass {
@@ -51,7 +64,48 @@ impl Pass {
             skip: HashSet::new(),
             origins,
             last_checkpoint: Instant::now(),
+            beyond: VecDeque::new(),
         }
+    }
+
+    /// Counts row `position` of the pass by its outcome (sent, or found on the log by the read-back).
+    pub(super) fn count_row(&mut self, position: u64, outcome: &RowOutcome) {
+        let counted = match outcome {
+            RowOutcome::Empty => {
+                self.state.skipped_empty += 1;
+                Counted::SkippedEmpty
+            }
+            RowOutcome::Quote(_) => {
+                self.state.produced += 1;
+                Counted::Produced
+            }
+            RowOutcome::Bad(_) => {
+                self.state.dead_lettered += 1;
+                Counted::DeadLettered
+            }
+        };
+        self.beyond.push_back((position, counted));
+    }
+
+    /// What a checkpoint records: `state` with the counts of rows beyond its position taken out.
+    fn checkpointed(&mut self) -> SourceOffset {
+        while self
+            .beyond
+            .front()
+            .is_some_and(|(position, _)| *position <= self.state.position)
+        {
+            self.beyond.pop_front();
+        }
+        let mut state = self.state.clone();
+        for (_, counted) in &self.beyond {
+            let counter = match counted {
+                Counted::Produced => &mut state.produced,
+                Counted::DeadLettered => &mut state.dead_lettered,
+                Counted::SkippedEmpty => &mut state.skipped_empty,
+            };
+            *counter = counter.saturating_sub(1);
+        }
+        state
     }
 
     /// Whether row `position` was sent by an earlier run of the pass.
@@ -200,8 +254,7 @@ impl Run<'_> {
                 "found records the previous run sent after its last checkpoint; they are not sent again"
             );
         }
-        state.produced += recovered.produced;
-        state.dead_lettered += recovered.dead_lettered;
+        // Their rows are counted when the pass reaches their positions (`Pass::count_row`).
         self.summary.recovered_from_log += recovered.positions.len() as u64;
         if let [member] = unit.members.as_slice()
             && let Some(file) = self.summary.files.get_mut(member.index)
@@ -252,15 +305,15 @@ impl Run<'_> {
     }
 
     fn store_state(&mut self, pass: &mut Pass) -> Result<()> {
+        if self.store.is_none() || pass.recorded_as.is_none() {
+            return Ok(());
+        }
+        pass.state.updated_at = Utc::now();
+        let checkpointed = pass.checkpointed();
         let (Some(store), Some(fingerprint)) = (self.store.as_mut(), &pass.recorded_as) else {
             return Ok(());
         };
-        pass.state.updated_at = Utc::now();
-        store.record(
-            &self.config.kafka.topics.quotes,
-            fingerprint,
-            pass.state.clone(),
-        )
+        store.record(&self.config.kafka.topics.quotes, fingerprint, checkpointed)
     }
 
     /// Waits for everything in flight, records the final checkpoint and collects failures;

@@ -25,6 +25,9 @@ impl Run<'_> {
             self.bar.set_position(rows.bytes_read());
             let position = row.line;
             if pass.already_sent(position, resume_after) {
+                if position > resume_after {
+                    pass.count_row(position, &row.outcome);
+                }
                 self.count(member, Tally::AlreadyReplayed, 1);
                 last_position = position;
                 continue;

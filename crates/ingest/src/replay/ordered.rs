@@ -56,6 +56,9 @@ impl Run<'_> {
             let position = rank as u64 + 1;
             self.bar.set_position(position);
             if pass.already_sent(position, resume_after) {
+                if position > resume_after {
+                    pass.count_row(position, &ordered.row.outcome);
+                }
                 self.count(member, Tally::AlreadyReplayed, 1);
                 last_position = position;
                 continue;

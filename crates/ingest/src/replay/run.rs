@@ -75,7 +75,7 @@ impl<'a> Run<'a> {
         match &row.outcome {
             RowOutcome::Empty => {
                 self.count(member, Tally::SkippedEmpty, 1);
-                pass.state.skipped_empty += 1;
+                pass.count_row(position, &row.outcome);
             }
             RowOutcome::Quote(quote) => {
                 match self.emitter {
@@ -85,7 +85,7 @@ impl<'a> Run<'a> {
                     }
                 }
                 self.count(member, Tally::Produced, 1);
-                pass.state.produced += 1;
+                pass.count_row(position, &row.outcome);
             }
             RowOutcome::Bad(reason) => {
                 match self.emitter {
@@ -97,7 +97,7 @@ impl<'a> Run<'a> {
                     }
                 }
                 self.count(member, Tally::DeadLettered, 1);
-                pass.state.dead_lettered += 1;
+                pass.count_row(position, &row.outcome);
                 if let Some(limit) = self.options.max_bad_rows
                     && self.summary.dead_lettered > limit
                 {
