@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::Tansu;
 
@@ -109,6 +109,23 @@ impl Ingest {
         let output = self.run(&["count", "--topic", topic])?;
         ensure!(output.status.success(), "count failed: {output:?}");
         Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+    }
+
+    /// How many records `topic` holds once nothing lands any more: counted until two counts a
+    /// second apart agree. After a SIGKILL the broker may still complete the dead producer's last
+    /// request; a run started before that can send those rows again, the window docs/ingest.md
+    /// documents ("Assumptions and failure cases") and a supervisor's restart delay closes.
+    pub fn count_when_quiet(&self, topic: &str) -> Result<u64> {
+        let mut last = self.count(topic)?;
+        for _ in 0..30 {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let now = self.count(topic)?;
+            if now == last {
+                return Ok(now);
+            }
+            last = now;
+        }
+        bail!("{topic} was still growing 30 s after its producer was killed")
     }
 }
 
