@@ -13,17 +13,16 @@ use stockstream_query_api::{Config, run};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How much free memory glibc's malloc keeps at the top of a heap before returning it to the
-/// system (its default is 128 KiB).
-const C_HEAP_TRIM_THRESHOLD: libc::c_int = 4 << 20;
-
 /// zstd's C code still allocates from glibc's malloc: a 95 KiB decompression context per column
-/// chunk read, freed at once. With glibc's default threshold every free handed those pages back
-/// (`madvise`) and the next context faulted them in again: a third of the CPU of a full scan of
-/// the 39,000-file bench lake (docs/query-api.md, "Allocator"). A larger threshold keeps them.
+/// chunk read, freed at once. With glibc's default trim threshold (128 KiB) every free handed those
+/// pages back (`madvise`) and the next context faulted them in again; keeping up to 4 MiB took
+/// warm `market_yearly` on the 39,000-file bench lake from 9.3 to 7.1 CPU-seconds
+/// (docs/query-api.md, "zstd's C side").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn keep_freed_c_heap() {
+    /// How much free memory glibc's malloc keeps at the top of a heap.
+    const C_HEAP_TRIM_THRESHOLD: libc::c_int = 4 << 20;
     // SAFETY: `mallopt` only sets one of glibc malloc's parameters (under the allocator's own
     // lock); it is called first thing in `main`, and its result is checked.
     let applied = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, C_HEAP_TRIM_THRESHOLD) };

@@ -108,9 +108,22 @@ impl Pass {
         state
     }
 
-    /// Whether row `position` was sent by an earlier run of the pass.
-    pub(super) fn already_sent(&self, position: u64, resume_after: u64) -> bool {
-        position <= resume_after || self.skip.contains(&position)
+    /// Whether row `position` was sent by an earlier run of the pass; one the read-back found
+    /// beyond the checkpoint is counted here (those up to it are in the checkpoint's counts).
+    pub(super) fn already_sent(
+        &mut self,
+        position: u64,
+        resume_after: u64,
+        outcome: &RowOutcome,
+    ) -> bool {
+        if position <= resume_after {
+            return true;
+        }
+        let found = self.skip.contains(&position);
+        if found {
+            self.count_row(position, outcome);
+        }
+        found
     }
 }
 

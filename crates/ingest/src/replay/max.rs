@@ -24,10 +24,7 @@ impl Run<'_> {
         while let Some(row) = rows.next_row()? {
             self.bar.set_position(rows.bytes_read());
             let position = row.line;
-            if pass.already_sent(position, resume_after) {
-                if position > resume_after {
-                    pass.count_row(position, &row.outcome);
-                }
+            if pass.already_sent(position, resume_after, &row.outcome) {
                 self.count(member, Tally::AlreadyReplayed, 1);
                 last_position = position;
                 continue;

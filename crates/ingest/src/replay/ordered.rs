@@ -55,10 +55,7 @@ impl Run<'_> {
             let member = &unit.members[ordered.member];
             let position = rank as u64 + 1;
             self.bar.set_position(position);
-            if pass.already_sent(position, resume_after) {
-                if position > resume_after {
-                    pass.count_row(position, &ordered.row.outcome);
-                }
+            if pass.already_sent(position, resume_after, &ordered.row.outcome) {
                 self.count(member, Tally::AlreadyReplayed, 1);
                 last_position = position;
                 continue;
