@@ -17,7 +17,10 @@
 //!   compaction moves a partition), `layout.rs` (which partition owns a key), `statistics.rs`
 //!   (footers read into statistics);
 //! - [`table`]: the schema and table providers over the index;
-//! - `parquet_reader.rs`: how a scan opens each file (footers from the cache, bytes counted);
+//! - `footers.rs`: each file's footer, read once and kept compact in the metadata cache (one
+//!   schema shared by the files that have it; no page index where it repeats the chunks'
+//!   statistics);
+//! - `parquet_reader.rs`: how a scan opens each file (footers from `footers.rs`, bytes counted);
 //! - [`commits`]: the `lake.commits` follower;
 //! - [`store`]: the lake as an `object_store` (local or S3 with the AWS credential chain);
 //! - `local_store.rs`: the local lake's store, reading small ranges without a blocking-pool hop;
@@ -26,6 +29,7 @@
 mod admission;
 mod commits;
 pub mod files;
+mod footers;
 mod local_store;
 mod parquet_reader;
 pub mod store;
@@ -61,6 +65,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::admission::ScanBudget;
 pub use self::files::FileIndex;
+use self::footers::LakeFooters;
 use self::store::open_lake;
 use self::table::{LAKE_STORE_URL, LakeSchema};
 use self::tail::TailRows;
@@ -137,7 +142,11 @@ impl DataFusionEngine {
             ObjectStoreUrl::parse(LAKE_STORE_URL)?.as_ref(),
             lake.store.clone(),
         );
-        let index = Arc::new(FileIndex::new(lake, catalog.clone(), runtime.clone()));
+        let lake_footers = Arc::new(LakeFooters::new(
+            lake.store.clone(),
+            runtime.cache_manager.get_file_metadata_cache(),
+        ));
+        let index = Arc::new(FileIndex::new(lake, catalog.clone(), lake_footers));
 
         let assigned = if query.follow_commits {
             match commits::assign(&settings.kafka).await {

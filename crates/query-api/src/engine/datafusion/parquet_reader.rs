@@ -1,5 +1,6 @@
-//! How a scan opens each Parquet file of the lake: footers (and page indexes) from the engine's
-//! shared metadata cache, bytes from the lake's store, and one `bytes_scanned` counter per file.
+//! How a scan opens each Parquet file of the lake: footers (and page indexes) from
+//! [`LakeFooters`] (the engine's shared metadata cache), bytes from the lake's store, and one
+//! `bytes_scanned` counter per file.
 //!
 //! DataFusion's own reader factory does the same, but registers a full `ParquetFileMetrics` per
 //! file: about twenty metrics, each labelled with the file's name, which the plan keeps until the
@@ -14,9 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::ParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::error::Result as DfResult;
-use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::errors::ParquetError;
@@ -26,19 +25,19 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::footers::LakeFooters;
+
 /// Opens the files of one scan.
 #[derive(Debug)]
 pub(crate) struct LakeReaderFactory {
-    /// The lake's store.
-    store: Arc<dyn ObjectStore>,
-    /// The engine's footer cache.
-    footers: Arc<FileMetadataCache>,
+    /// The lake's footers, and its store.
+    footers: Arc<LakeFooters>,
 }
 
 impl LakeReaderFactory {
-    /// A factory reading from `store`, footers through `footers`.
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, footers: Arc<FileMetadataCache>) -> Self {
-        Self { store, footers }
+    /// A factory reading files and their footers through `footers`.
+    pub(crate) fn new(footers: Arc<LakeFooters>) -> Self {
+        Self { footers }
     }
 }
 
@@ -47,16 +46,15 @@ impl ParquetFileReaderFactory for LakeReaderFactory {
         &self,
         partition_index: usize,
         file: PartitionedFile,
-        metadata_size_hint: Option<usize>,
+        _metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> DfResult<Box<dyn AsyncFileReader + Send>> {
         // The name DataFusion's reader uses, so the plan's `bytes_scanned` sums both alike.
         let bytes_scanned = MetricBuilder::new(metrics).counter("bytes_scanned", partition_index);
         Ok(Box::new(LakeFileReader {
-            store: self.store.clone(),
+            store: self.footers.store().clone(),
             footers: self.footers.clone(),
             file,
-            metadata_size_hint,
             bytes_scanned,
         }))
     }
@@ -65,9 +63,8 @@ impl ParquetFileReaderFactory for LakeReaderFactory {
 /// One file being read.
 struct LakeFileReader {
     store: Arc<dyn ObjectStore>,
-    footers: Arc<FileMetadataCache>,
+    footers: Arc<LakeFooters>,
     file: PartitionedFile,
-    metadata_size_hint: Option<usize>,
     bytes_scanned: Count,
 }
 
@@ -97,25 +94,14 @@ impl AsyncFileReader for LakeFileReader {
         .boxed()
     }
 
+    /// The footer as [`LakeFooters`] keeps it, whatever page index `_options` asks for: the
+    /// opener loads a page index it needs and the footer lacks, and one [`LakeFooters`] dropped
+    /// is marked as absent from the file.
     fn get_metadata<'a>(
         &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
+        _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            DFParquetMetadata::new(self.store.as_ref(), &self.file.object_meta)
-                .with_file_metadata_cache(Some(self.footers.clone()))
-                .with_metadata_size_hint(self.metadata_size_hint)
-                .with_page_index_policy(options.map(ArrowReaderOptions::column_index_policy))
-                .fetch_metadata()
-                .await
-                .map_err(|error| {
-                    ParquetError::General(format!(
-                        "reading the footer of {}: {error}",
-                        self.file.object_meta.location
-                    ))
-                })
-        }
-        .boxed()
+        async move { self.footers.metadata(&self.file.object_meta).await }.boxed()
     }
 }
 
@@ -130,7 +116,7 @@ mod tests {
 
     use arrow::array::{Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::execution::cache::cache_manager::CachedFileMetadataEntry;
+    use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
     use datafusion::execution::cache::default_cache::DefaultCache;
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -159,11 +145,11 @@ mod tests {
             .await?;
         let meta = store.head(&location).await?;
 
-        let footers: Arc<FileMetadataCache> = Arc::new(DefaultCache::<
+        let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::<
             ObjectPath,
             CachedFileMetadataEntry,
         >::new(1 << 20));
-        let factory = LakeReaderFactory::new(store, footers.clone());
+        let factory = LakeReaderFactory::new(Arc::new(LakeFooters::new(store, cache.clone())));
         let metrics = ExecutionPlanMetricsSet::new();
         let reader: Box<dyn AsyncFileReader> =
             factory.create_reader(3, PartitionedFile::from(meta.clone()), None, &metrics)?;
@@ -176,7 +162,7 @@ mod tests {
             batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
             1000
         );
-        assert!(footers.contains_key(&meta.location), "the footer is cached");
+        assert!(cache.contains_key(&meta.location), "the footer is cached");
         let counted = metrics
             .clone_inner()
             .sum_by_name("bytes_scanned")

@@ -33,6 +33,7 @@ use datafusion_datasource::memory::MemorySourceConfig;
 use stockstream_common::lake::QUOTES_TABLE;
 
 use super::files::{FileIndex, PartitionFiles, TableFiles};
+use super::footers::LakeFooters;
 use super::parquet_reader::LakeReaderFactory;
 use super::tail::{LiveTail, TailRows, count_rows};
 
@@ -69,7 +70,10 @@ impl SchemaProvider for LakeSchema {
         let tail = (name == QUOTES_TABLE).then(|| self.tail.clone()).flatten();
         // With the live tail, `quotes` exists before its first file is catalogued.
         let files = files.or_else(|| tail.as_ref().map(|tail| tail.uncatalogued()));
-        Ok(files.map(|files| Arc::new(LakeTable::new(files, tail)) as Arc<dyn TableProvider>))
+        Ok(files.map(|files| {
+            Arc::new(LakeTable::new(files, self.index.footers().clone(), tail))
+                as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -83,13 +87,23 @@ impl SchemaProvider for LakeSchema {
 #[derive(Debug)]
 pub struct LakeTable {
     files: Arc<TableFiles>,
+    footers: Arc<LakeFooters>,
     tail: Option<Arc<LiveTail>>,
 }
 
 impl LakeTable {
-    /// A provider over `files`, plus `tail`'s records not in them.
-    pub fn new(files: Arc<TableFiles>, tail: Option<Arc<LiveTail>>) -> Self {
-        Self { files, tail }
+    /// A provider over `files` (footers read through `footers`), plus `tail`'s records not in
+    /// them.
+    pub(crate) fn new(
+        files: Arc<TableFiles>,
+        footers: Arc<LakeFooters>,
+        tail: Option<Arc<LiveTail>>,
+    ) -> Self {
+        Self {
+            files,
+            footers,
+            tail,
+        }
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -259,19 +273,13 @@ impl LakeTable {
             .with_table_partition_cols(self.files.partition_fields.clone())
             .build();
         let options = state.table_options().parquet.clone();
-        let metadata_size_hint = options.global.metadata_size_hint;
         let url = ObjectStoreUrl::parse(LAKE_STORE_URL)?;
-        let runtime = state.runtime_env();
         // What `ParquetFormat::create_physical_plan` builds, with our reader factory.
-        let mut source = ParquetSource::new(table_schema)
+        let source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(LakeReaderFactory::new(
-                runtime.object_store(&url)?,
-                runtime.cache_manager.get_file_metadata_cache(),
+                self.footers.clone(),
             )));
-        if let Some(hint) = metadata_size_hint {
-            source = source.with_metadata_size_hint(hint);
-        }
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
             .with_file_groups(groups)
             .with_statistics(statistics)

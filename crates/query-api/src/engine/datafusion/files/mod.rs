@@ -39,12 +39,13 @@ use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::{ScalarValue, Statistics};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use object_store::ObjectMeta;
 use object_store::path::Path as ObjectPath;
 use stockstream_common::catalog::arrow_type;
 use stockstream_common::sync::RwLockExt;
 
+use super::footers::LakeFooters;
 use super::store::LakeObjectStore;
 use crate::catalog::{CatalogTable, CatalogView, PartitionDef, Partitions, TableDef};
 use crate::error::{Error, Result};
@@ -131,7 +132,7 @@ impl IndexSnapshot {
 pub struct FileIndex {
     lake: LakeObjectStore,
     catalog: CatalogView,
-    runtime: Arc<RuntimeEnv>,
+    footers: Arc<LakeFooters>,
     current: RwLock<Arc<IndexSnapshot>>,
     writer: tokio::sync::Mutex<()>,
     sequence: AtomicU64,
@@ -139,17 +140,26 @@ pub struct FileIndex {
 }
 
 impl FileIndex {
-    /// An empty index over `lake`, following `catalog`; footers are cached in `runtime`.
-    pub fn new(lake: LakeObjectStore, catalog: CatalogView, runtime: Arc<RuntimeEnv>) -> Self {
+    /// An empty index over `lake`, following `catalog`; footers are read through `footers`.
+    pub(crate) fn new(
+        lake: LakeObjectStore,
+        catalog: CatalogView,
+        footers: Arc<LakeFooters>,
+    ) -> Self {
         Self {
             lake,
             catalog,
-            runtime,
+            footers,
             current: RwLock::new(Arc::default()),
             writer: tokio::sync::Mutex::new(()),
             sequence: AtomicU64::new(0),
             stats_wanted: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The lake's footers, as scans read them.
+    pub(crate) fn footers(&self) -> &Arc<LakeFooters> {
+        &self.footers
     }
 
     /// The current files of every table.
@@ -160,7 +170,7 @@ impl FileIndex {
     fn publish(&self, snapshot: IndexSnapshot) {
         let next = Arc::new(snapshot);
         let previous = std::mem::replace(&mut *self.current.write_locked(), next.clone());
-        forget_footers(&self.runtime, &previous, &next);
+        forget_footers(self.footers.cache().as_ref(), &previous, &next);
         self.stats_wanted.notify_one();
     }
 
@@ -170,7 +180,7 @@ impl FileIndex {
     /// loader or a query planned just before) is cached after that. Returns how many were
     /// dropped.
     pub fn forget_stale_footers(&self) -> usize {
-        let cache = self.runtime.cache_manager.get_file_metadata_cache();
+        let cache = self.footers.cache();
         let snapshot = self.snapshot();
         if cache.len() <= snapshot.file_count() {
             return 0;
@@ -200,8 +210,7 @@ impl FileIndex {
 /// catalog). Without this the cache kept them until its byte limit evicted them, so its memory
 /// followed every file the API had ever read rather than the lake as it is. Partitions and tables
 /// the new snapshot shares with the old one are skipped without looking at their files.
-fn forget_footers(runtime: &RuntimeEnv, before: &IndexSnapshot, after: &IndexSnapshot) {
-    let cache = runtime.cache_manager.get_file_metadata_cache();
+fn forget_footers(cache: &FileMetadataCache, before: &IndexSnapshot, after: &IndexSnapshot) {
     for (name, table) in &before.tables {
         let now = after.tables.get(name);
         if now.is_some_and(|now| Arc::ptr_eq(now, table)) {
