@@ -243,7 +243,8 @@ impl MetadataFetch for SuffixFetch {
     }
 }
 
-fn external(error: impl std::error::Error + Send + Sync + 'static) -> ParquetError {
+/// An I/O error as the `parquet` crate's readers return it.
+pub(crate) fn external(error: impl std::error::Error + Send + Sync + 'static) -> ParquetError {
     ParquetError::External(Box::new(error))
 }
 

@@ -18,14 +18,13 @@ use datafusion::datasource::physical_plan::ParquetFileReaderFactory;
 use datafusion::error::Result as DfResult;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::footers::LakeFooters;
+use super::footers::{LakeFooters, external};
 
 /// Opens the files of one scan.
 #[derive(Debug)]
@@ -52,7 +51,6 @@ impl ParquetFileReaderFactory for LakeReaderFactory {
         // The name DataFusion's reader uses, so the plan's `bytes_scanned` sums both alike.
         let bytes_scanned = MetricBuilder::new(metrics).counter("bytes_scanned", partition_index);
         Ok(Box::new(LakeFileReader {
-            store: self.footers.store().clone(),
             footers: self.footers.clone(),
             file,
             bytes_scanned,
@@ -62,7 +60,6 @@ impl ParquetFileReaderFactory for LakeReaderFactory {
 
 /// One file being read.
 struct LakeFileReader {
-    store: Arc<dyn ObjectStore>,
     footers: Arc<LakeFooters>,
     file: PartitionedFile,
     bytes_scanned: Count,
@@ -74,9 +71,10 @@ impl AsyncFileReader for LakeFileReader {
         range: Range<u64>,
     ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
         self.bytes_scanned.add(length(&range));
-        self.store
+        self.footers
+            .store()
             .get_range(&self.file.object_meta.location, range)
-            .map(|read| read.map_err(|error| ParquetError::External(Box::new(error))))
+            .map(|read| read.map_err(external))
             .boxed()
     }
 
@@ -86,10 +84,11 @@ impl AsyncFileReader for LakeFileReader {
     ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<Bytes>>> {
         self.bytes_scanned.add(ranges.iter().map(length).sum());
         async move {
-            self.store
+            self.footers
+                .store()
                 .get_ranges(&self.file.object_meta.location, &ranges)
                 .await
-                .map_err(|error| ParquetError::External(Box::new(error)))
+                .map_err(external)
         }
         .boxed()
     }
